@@ -1,0 +1,46 @@
+# The two entry points: `make run` starts the platform, `make test` runs every test.
+# Both set up whatever is missing first, and are quiet when everything is in place.
+
+PYTHON ?= python3
+VENV := .venv
+STAMP := $(VENV)/.installed
+DEB_PACKAGES := iproute2 nftables
+ARGS ?=
+
+.PHONY: run test setup lint unit integration e2e bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	@$(VENV)/bin/pip install -q --disable-pip-version-check -e '.[test]' 2>&1 | grep -v '^WARNING: Location' || true
+	@$(VENV)/bin/python -c 'import netplane, aiohttp, kubernetes_validate' 
+	@touch $(STAMP)
+
+setup: $(STAMP)
+	@if [ "$$(id -u)" = 0 ] && ! command -v nft >/dev/null 2>&1; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEB_PACKAGES) >/dev/null; \
+	fi
+
+run: setup
+	$(VENV)/bin/netplane up $(ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check netplane tests bench
+	$(VENV)/bin/mypy
+
+test: setup lint
+	$(VENV)/bin/pytest -q -p no:cacheprovider tests
+
+unit: setup
+	$(VENV)/bin/pytest -q -m unit tests
+
+integration: setup
+	$(VENV)/bin/pytest -q -m integration tests
+
+e2e: setup
+	$(VENV)/bin/pytest -q -m e2e tests
+
+bench: setup
+	$(VENV)/bin/python -m bench.api
+
+clean:
+	rm -rf $(VENV) .netplane

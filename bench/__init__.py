@@ -1,0 +1,1 @@
+"""Benchmarks: each compares netplane with a named reference in the same run."""

@@ -1,0 +1,503 @@
+"""The HTTP(S) front of the API: routing, content negotiation, watch streams, auth."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hmac
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import yaml
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from netplane import KUBERNETES_VERSION
+from netplane.api import discovery, errors, patch, protobuf, schemas, tables
+from netplane.api.core import ApiCore, WriteOptions
+from netplane.api.errors import ApiError
+from netplane.api.objects import Obj, decode, selectable_fields
+from netplane.api.resources import ResourceType
+from netplane.api.selectors import parse_field_selector, parse_label_selector
+from netplane.api.storage import matches
+from netplane.api.subresources import get_scale, scale_to_replicas
+from netplane.store import Compacted, Event
+
+log = logging.getLogger(__name__)
+
+MAX_BODY = 3 * 1024 * 1024
+PUBLIC_PATHS = frozenset({"/version", "/healthz", "/livez", "/readyz"})
+BOOKMARK_INTERVAL = 5.0
+DEFAULT_WATCH_TIMEOUT = 1800.0
+
+VERSION_INFO = {
+    "major": "1", "minor": KUBERNETES_VERSION.split(".")[1], "gitVersion": KUBERNETES_VERSION + "+netplane",
+    "gitCommit": "0000000000000000000000000000000000000000", "gitTreeState": "clean",
+    "buildDate": "2026-11-26T00:00:00Z", "goVersion": "go1.23.4", "compiler": "gc", "platform": "linux/amd64",
+}
+
+
+def _json(body: Any, status: int = 200, content_type: str = "application/json",
+          headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(body=orjson.dumps(body), status=status,
+                        headers={"Content-Type": content_type, **(headers or {})})
+
+
+def _error(e: ApiError) -> web.Response:
+    return _json(e.status(), e.code)
+
+
+@dataclass
+class Target:
+    rt: ResourceType
+    namespace: str | None  # None: every namespace (or cluster-scoped)
+    name: str
+    subresource: str
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter("apiserver_request_total", "Requests by verb, resource and code",
+                                ["verb", "resource", "code"], registry=self.registry)
+        self.latency = Histogram("apiserver_request_duration_seconds", "Request latency by verb and resource",
+                                 ["verb", "resource"], registry=self.registry,
+                                 buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
+        self.watches = Gauge("apiserver_registered_watchers", "Open watches", registry=self.registry)
+        self.objects = Gauge("apiserver_storage_objects", "Stored objects", registry=self.registry)
+
+
+class ApiServer:
+    def __init__(self, core: ApiCore, token: str, server_address: str = "127.0.0.1:6443"):
+        self.core = core
+        self.token = token
+        self.server_address = server_address
+        self.metrics = Metrics()
+        from netplane.api.openapi import OpenAPICache
+
+        self.openapi = OpenAPICache(core.registry)
+        self.app = web.Application(middlewares=[self._middleware], client_max_size=MAX_BODY)
+        self.app.router.add_route("*", "/{tail:.*}", self._dispatch)
+
+    # --- plumbing -----------------------------------------------------------------
+
+    @web.middleware
+    async def _middleware(self, request: web.Request,
+                          handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+        if request.path not in PUBLIC_PATHS and not self._authenticated(request):
+            return _error(errors.unauthorized())
+        started = time.perf_counter()
+        verb, resource = request.method, "other"
+        try:
+            response = await handler(request)
+        except ApiError as e:
+            response = _error(e)
+        except web.HTTPRequestEntityTooLarge:
+            response = _error(errors.too_large())
+        except web.HTTPException:
+            raise
+        except Exception:
+            log.exception("internal error serving %s %s", request.method, request.path_qs)
+            response = _error(ApiError(500, "InternalError", "an internal error occurred; see the server log"))
+        code = str(response.status)
+        resource = request.get("resource", resource)
+        verb = request.get("verb", verb)
+        self.metrics.requests.labels(verb, resource, code).inc()
+        if verb != "WATCH":
+            self.metrics.latency.labels(verb, resource).observe(time.perf_counter() - started)
+        return response
+
+    def _authenticated(self, request: web.Request) -> bool:
+        header = request.headers.get("Authorization", "")
+        if not header.startswith("Bearer "):
+            return False
+        return hmac.compare_digest(header[7:].strip().encode(), self.token.encode())
+
+    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+        path = request.path.rstrip("/") or "/"
+        if path in ("/healthz", "/livez", "/readyz"):
+            return web.Response(text="ok")
+        if path == "/version":
+            return _json(VERSION_INFO)
+        if path == "/metrics":
+            self.metrics.watches.set(self.core.store.raw.watch_count)
+            self.metrics.objects.set(self.core.store.raw.count())
+            return web.Response(body=generate_latest(self.metrics.registry),
+                                headers={"Content-Type": "text/plain; version=0.0.4"})
+        if path.startswith("/openapi/v3"):
+            return self._openapi(request, path)
+        parts = path.strip("/").split("/")
+        if parts[0] == "api":
+            if len(parts) == 1:
+                return self._discovery_root(request, core=True)
+            return await self._group_version(request, "", parts[1], parts[2:])
+        if parts[0] == "apis":
+            if len(parts) == 1:
+                return self._discovery_root(request, core=False)
+            if len(parts) == 2:
+                doc = discovery.api_group(self.core.registry, parts[1])
+                if doc is None:
+                    raise ApiError(404, "NotFound", "the server could not find the requested resource")
+                return _json(doc)
+            return await self._group_version(request, parts[1], parts[2], parts[3:])
+        raise ApiError(404, "NotFound", "the server could not find the requested resource")
+
+    # --- discovery and OpenAPI --------------------------------------------------------
+
+    def _discovery_root(self, request: web.Request, core: bool) -> web.Response:
+        media = discovery.negotiate(request.headers.get("Accept", ""))
+        if media:
+            return _json(discovery.aggregated(self.core.registry, core, media), content_type=media)
+        if core:
+            return _json(discovery.api_versions(self.server_address))
+        return _json(discovery.api_group_list(self.core.registry))
+
+    def _openapi(self, request: web.Request, path: str) -> web.Response:
+        if path == "/openapi/v3":
+            return _json(self.openapi.index())
+        gv_path = path[len("/openapi/v3/"):]
+        entry = self.openapi.document(gv_path)
+        if entry is None:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        raw, digest = entry
+        asked = request.query.get("hash")
+        if asked and asked != digest:
+            raise web.HTTPMovedPermanently(f"/openapi/v3/{gv_path}?hash={digest}")
+        headers = {"ETag": f'"{digest}"'}
+        if asked:
+            headers["Cache-Control"] = "public, immutable"
+            headers["Expires"] = "Fri, 26 Nov 2027 00:00:00 GMT"
+        return web.Response(body=raw, headers={"Content-Type": "application/json", **headers})
+
+    # --- resources ------------------------------------------------------------------
+
+    def _target(self, group: str, version: str, rest: list[str]) -> Target | None:
+        registry = self.core.registry
+        if len(rest) >= 3 and rest[0] == "namespaces":
+            rt = registry.lookup(group, version, rest[2])
+            if rt is not None and rt.namespaced and len(rest) <= 5:
+                return Target(rt, rest[1], rest[3] if len(rest) > 3 else "", rest[4] if len(rest) > 4 else "")
+            if rt is None and group == "" and rest[2] in ("status", "finalize") and len(rest) == 3:
+                ns = registry.lookup("", "v1", "namespaces")
+                assert ns is not None
+                return Target(ns, None, rest[1], rest[2])
+            return None
+        rt = registry.lookup(group, version, rest[0])
+        if rt is None or len(rest) > 3:
+            return None
+        return Target(rt, None, rest[1] if len(rest) > 1 else "", rest[2] if len(rest) > 2 else "")
+
+    async def _group_version(self, request: web.Request, group: str, version: str,
+                             rest: list[str]) -> web.StreamResponse:
+        if not rest:
+            doc = discovery.resource_list(self.core.registry, group, version)
+            if doc is None:
+                raise ApiError(404, "NotFound", "the server could not find the requested resource")
+            return _json(doc)
+        target = self._target(group, version, rest)
+        if target is None:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        if target.subresource and target.subresource not in target.rt.subresources:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        request["resource"] = target.rt.plural
+        method = request.method
+        if method == "GET":
+            if target.name:
+                request["verb"] = "GET"
+                return self._get(request, target)
+            if request.query.get("watch") in ("1", "true"):
+                request["verb"] = "WATCH"
+                return await self._watch(request, target)
+            request["verb"] = "LIST"
+            return self._list(request, target)
+        if not target.name and method != "POST" and method != "DELETE":
+            raise errors.method_not_allowed("the server does not allow this method on the requested resource")
+        request["verb"] = method
+        if method == "POST":
+            return await self._create(request, target)
+        if method == "PUT":
+            return await self._update(request, target)
+        if method == "PATCH":
+            return await self._patch(request, target)
+        if method == "DELETE":
+            if not target.name:
+                return await self._delete_collection(request, target)
+            return await self._delete(request, target)
+        raise errors.method_not_allowed("the server does not allow this method on the requested resource")
+
+    def _respond(self, request: web.Request, rt: ResourceType, obj: Obj, status: int = 200,
+                 warnings: list[str] | None = None) -> web.Response:
+        headers = {}
+        if warnings:
+            headers["Warning"] = ", ".join(f'299 - "{w}"' for w in warnings)
+        if tables.wants_table(request.headers.get("Accept", "")):
+            body = tables.table(rt, [obj], obj["metadata"].get("resourceVersion", ""),
+                                request.query.get("includeObject", "Metadata"))
+            return _json(body, status, headers=headers)
+        return _json(obj, status, headers=headers)
+
+    def _get(self, request: web.Request, target: Target) -> web.Response:
+        ns = target.namespace or ""
+        if target.subresource == "scale":
+            return _json(get_scale(target.rt, self.core.get(target.rt, ns, target.name)))
+        return self._respond(request, target.rt, self.core.get(target.rt, ns, target.name))
+
+    def _selectors(self, request: web.Request, rt: ResourceType) -> tuple[Any, Any]:
+        labels = parse_label_selector(request.query.get("labelSelector"))
+        fields = parse_field_selector(request.query.get("fieldSelector"), selectable_fields(rt))
+        return labels, fields
+
+    def _list(self, request: web.Request, target: Target) -> web.Response:
+        rt = target.rt
+        labels, fields = self._selectors(request, rt)
+        records, rev = self.core.list(rt, target.namespace, labels, fields)
+        start_key, list_rev = "", str(rev)
+        token = request.query.get("continue")
+        if token:
+            try:
+                state = orjson.loads(base64.urlsafe_b64decode(token))
+                start_key, list_rev = state["start"], state["rv"]
+            except Exception:
+                raise errors.bad_request("continue key is not valid: incorrect encoded start resourceVersion "
+                                         "(version meta.k8s.io/v1)") from None
+            records = [r for r in records if r.key > start_key]
+        limit = int(request.query.get("limit") or 0)
+        next_token = ""
+        if 0 < limit < len(records):
+            records = records[:limit]
+            next_token = base64.urlsafe_b64encode(
+                orjson.dumps({"start": records[-1].key, "rv": list_rev})).decode()
+        objs = [self.core._present(rt, decode(r.value)) for r in records]
+        if tables.wants_table(request.headers.get("Accept", "")):
+            return _json(tables.table(rt, objs, list_rev, request.query.get("includeObject", "Metadata"),
+                                      continue_token=next_token))
+        list_meta: dict[str, Any] = {"resourceVersion": list_rev}
+        if next_token:
+            list_meta["continue"] = next_token
+        return _json({"kind": f"{rt.kind}List", "apiVersion": rt.api_version, "metadata": list_meta,
+                      "items": objs})
+
+    async def _body(self, request: web.Request) -> Any:
+        raw = await request.read()
+        if len(raw) > MAX_BODY:
+            raise errors.too_large()
+        ctype = request.headers.get("Content-Type", "application/json").split(";")[0].strip()
+        try:
+            if ctype == protobuf.CONTENT_TYPE:
+                return protobuf.decode(raw)
+            if ctype in ("application/yaml", "application/apply-patch+yaml"):
+                return yaml.load(raw, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+            if ctype in ("application/json", "application/merge-patch+json", "application/json-patch+json",
+                         "application/strategic-merge-patch+json", ""):
+                return orjson.loads(raw) if raw else None
+        except protobuf.ProtobufDecodeError as e:
+            raise errors.bad_request(f"failed to decode protobuf body: {e}") from None
+        except (orjson.JSONDecodeError, yaml.YAMLError) as e:
+            raise errors.bad_request(f"the body of the request could not be decoded: {e}") from None
+        raise errors.unsupported_media_type(ctype)
+
+    @staticmethod
+    def _options(request: web.Request) -> WriteOptions:
+        validation = request.query.get("fieldValidation", "Strict") or "Strict"
+        if validation not in ("Strict", "Warn", "Ignore"):
+            raise errors.bad_request(f"fieldValidation parameter unsupported: {validation}")
+        return WriteOptions(dry_run=request.query.get("dryRun") == "All", field_validation=validation,
+                            field_manager=request.query.get("fieldManager", ""),
+                            force=request.query.get("force") == "true")
+
+    async def _create(self, request: web.Request, target: Target) -> web.Response:
+        if target.name:
+            raise errors.method_not_allowed("the server does not allow this method on the requested resource")
+        body = await self._body(request)
+        opts = self._options(request)
+        obj = self.core.create(target.rt, target.namespace or "", body, opts)
+        return self._respond(request, target.rt, obj, 201, opts.warnings)
+
+    async def _update(self, request: web.Request, target: Target) -> web.Response:
+        body = await self._body(request)
+        opts = self._options(request)
+        ns = target.namespace or ""
+        if target.subresource == "scale":
+            current = self.core.get(target.rt, ns, target.name)
+            obj = self.core.update(target.rt, ns, target.name,
+                                   scale_to_replicas(target.rt, current, body), opts)
+            return _json(get_scale(target.rt, obj))
+        obj = self.core.update(target.rt, ns, target.name, body, opts, target.subresource)
+        return self._respond(request, target.rt, obj, 200, opts.warnings)
+
+    async def _patch(self, request: web.Request, target: Target) -> web.Response:
+        ctype = request.headers.get("Content-Type", "").split(";")[0].strip()
+        body = await self._body(request)
+        opts = self._options(request)
+        rt, ns = target.rt, target.namespace or ""
+        if ctype == "application/apply-patch+yaml":
+            return self._apply(request, target, body, opts)
+        record = self.core.store.get(rt, ns, target.name)
+        if record is None:
+            raise errors.not_found(rt.group_resource, target.name, rt.group, rt.plural)
+        current = self.core._present(rt, decode(record.value))
+        original = get_scale(rt, current) if target.subresource == "scale" else current
+        schema = None
+        if target.subresource == "scale":
+            schema = schemas.kind_schema("autoscaling", "v1", "Scale")
+        elif rt.builtin:
+            schema = schemas.kind_schema(rt.group, rt.version, rt.kind)
+        if ctype == "application/strategic-merge-patch+json" and (schema is None or not rt.builtin):
+            raise ApiError(415, "UnsupportedMediaType", "the body of the request was in an unknown format - "
+                           "accepted media types include: application/json-patch+json, "
+                           "application/merge-patch+json, application/apply-patch+yaml")
+        try:
+            patched = patch.apply_patch(ctype, original, body, schema)
+        except patch.PatchError as e:
+            raise ApiError(e.code, e.reason, e.message) from None
+        if target.subresource == "scale":
+            patched = scale_to_replicas(rt, current, patched)
+            obj = self.core.update(rt, ns, target.name, patched, opts)
+            return _json(get_scale(rt, obj))
+        meta = patched.setdefault("metadata", {}) if isinstance(patched, dict) else {}
+        if isinstance(meta, dict) and not meta.get("resourceVersion"):
+            meta["resourceVersion"] = str(record.revision)
+        obj = self.core.update(rt, ns, target.name, patched, opts, target.subresource)
+        return self._respond(request, rt, obj, 200, opts.warnings)
+
+    def _apply(self, request: web.Request, target: Target, body: Any, opts: WriteOptions) -> web.Response:
+        """Server-side apply, first version: create if absent, else merge the applied configuration."""
+        rt, ns = target.rt, target.namespace or ""
+        if not isinstance(body, dict):
+            raise errors.bad_request("the body of the request must be an object")
+        if self.core.store.get(rt, ns, target.name) is None:
+            body.setdefault("metadata", {})["name"] = target.name
+            obj = self.core.create(rt, ns, body, opts)
+            return self._respond(request, rt, obj, 201, opts.warnings)
+        current = self.core.get(rt, ns, target.name)
+        merged = patch.apply_merge_patch(current, body)
+        obj = self.core.update(rt, ns, target.name, merged, opts, target.subresource)
+        return self._respond(request, rt, obj, 200, opts.warnings)
+
+    async def _delete_options(self, request: web.Request) -> dict[str, Any]:
+        options: dict[str, Any] = {}
+        if request.can_read_body:
+            body = await self._body(request)
+            if isinstance(body, dict):
+                options = body
+        if "propagationPolicy" in request.query:
+            options["propagationPolicy"] = request.query["propagationPolicy"]
+        policy = options.get("propagationPolicy")
+        if policy is not None and policy not in ("Background", "Foreground", "Orphan"):
+            raise errors.unprocessable("DeleteOptions", "", "", [errors.not_supported(
+                "propagationPolicy", policy, ["Foreground", "Background", "Orphan", "nil"])])
+        return options
+
+    async def _delete(self, request: web.Request, target: Target) -> web.Response:
+        options = await self._delete_options(request)
+        dry_run = request.query.get("dryRun") == "All" or options.get("dryRun") == ["All"]
+        obj = self.core.delete(target.rt, target.namespace or "", target.name, options, dry_run)
+        return self._respond(request, target.rt, obj)
+
+    async def _delete_collection(self, request: web.Request, target: Target) -> web.Response:
+        options = await self._delete_options(request)
+        labels, fields = self._selectors(request, target.rt)
+        records, _ = self.core.list(target.rt, target.namespace, labels, fields)
+        deleted = []
+        for record in records:
+            obj = decode(record.value)
+            with contextlib.suppress(ApiError):
+                deleted.append(self.core.delete(target.rt, obj["metadata"].get("namespace", ""),
+                                                obj["metadata"]["name"], dict(options)))
+        return _json({"kind": f"{target.rt.kind}List", "apiVersion": target.rt.api_version,
+                      "metadata": {}, "items": deleted})
+
+    # --- watch ---------------------------------------------------------------------
+
+    async def _watch(self, request: web.Request, target: Target) -> web.StreamResponse:
+        rt = target.rt
+        labels, fields = self._selectors(request, rt)
+        if target.name:
+            fields = fields  # a watch on one name comes as a field selector from kubectl
+        rv_param = request.query.get("resourceVersion", "")
+        try:
+            from_rev = int(rv_param) if rv_param not in ("", "0") else 0
+        except ValueError:
+            raise errors.bad_request(f'invalid resource version: "{rv_param}"') from None
+        as_table = tables.wants_table(request.headers.get("Accept", ""))
+        include = request.query.get("includeObject", "Metadata")
+        bookmarks = request.query.get("allowWatchBookmarks") in ("true", "1")
+        timeout = float(request.query.get("timeoutSeconds") or DEFAULT_WATCH_TIMEOUT)
+        response = web.StreamResponse(headers={"Content-Type": "application/json",
+                                               "Transfer-Encoding": "chunked"})
+        await response.prepare(request)
+        try:
+            watch = self.core.store.watch(rt, target.namespace, from_rev)
+        except Compacted as e:
+            status = errors.gone(str(e)).status()
+            await response.write(orjson.dumps({"type": "ERROR", "object": status}) + b"\n")
+            return response
+        first = True
+        last_rev = self.core.store.raw.revision
+
+        def encode(kind: str, obj: Obj) -> bytes:
+            nonlocal first
+            obj = self.core._present(rt, obj)
+            if as_table:
+                table = tables.table(rt, [obj], obj["metadata"].get("resourceVersion", ""), include, first)
+                first = False
+                return orjson.dumps({"type": kind, "object": table}) + b"\n"
+            return b'{"type":"' + kind.encode() + b'","object":' + orjson.dumps(obj) + b"}\n"
+
+        initial_events = request.query.get("sendInitialEvents") == "true"
+        try:
+            if not from_rev or initial_events:
+                # With sendInitialEvents (watch-list, kubectl 1.35+) the current state comes first,
+                # then a bookmark marking its end, instead of a separate LIST.
+                if initial_events and from_rev:
+                    watch.close()
+                    watch = self.core.store.watch(rt, target.namespace, 0)
+                records, list_rev = self.core.store.list(rt, target.namespace, labels, fields)
+                for record in records:
+                    await response.write(encode("ADDED", decode(record.value)))
+                if initial_events:
+                    mark = {"kind": rt.kind, "apiVersion": rt.api_version, "metadata": {
+                        "resourceVersion": str(list_rev),
+                        "annotations": {"k8s.io/initial-events-end": "true"}}}
+                    await response.write(orjson.dumps({"type": "BOOKMARK", "object": mark}) + b"\n")
+            deadline = time.monotonic() + timeout
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                try:
+                    event = await asyncio.wait_for(watch.next(), min(remaining, BOOKMARK_INTERVAL))
+                except TimeoutError:
+                    if bookmarks:
+                        mark = {"kind": rt.kind, "apiVersion": rt.api_version,
+                                "metadata": {"resourceVersion": str(max(last_rev, from_rev))}}
+                        await response.write(orjson.dumps({"type": "BOOKMARK", "object": mark}) + b"\n")
+                    continue
+                if event is None:
+                    break
+                last_rev = event.record.revision
+                out = self._filter(event, labels, fields)
+                if out:
+                    await response.write(encode(out, decode(event.record.value)))
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        finally:
+            watch.close()
+        return response
+
+    @staticmethod
+    def _filter(event: Event, labels: Any, fields: Any) -> str | None:
+        """The event type a filtered watcher sees, including objects entering or leaving the selection."""
+        now_in = matches(event.record.attrs, labels, fields)
+        if event.type == "DELETED":
+            was_in = event.prev is None or matches(event.prev.attrs, labels, fields)
+            return "DELETED" if was_in or now_in else None
+        was_in = event.prev is not None and matches(event.prev.attrs, labels, fields)
+        if now_in:
+            return "MODIFIED" if was_in else "ADDED"
+        return "DELETED" if was_in else None

@@ -1,0 +1,40 @@
+"""The data directory: its layout and format version."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+FORMAT_VERSION = 1
+FORMAT_FILE = "format.json"
+
+# Migrations from version N to N+1, applied in order when a newer netplane opens an older dir.
+MIGRATIONS: dict[int, Callable[[Path], None]] = {}
+
+
+class DataDirError(Exception):
+    pass
+
+
+def prepare(path: Path) -> Path:
+    """Create or open ``path``, migrating an older format and refusing a newer one."""
+    path.mkdir(parents=True, exist_ok=True)
+    marker = path / FORMAT_FILE
+    if not marker.exists():
+        if any(path.iterdir()):
+            raise DataDirError(f"{path} is not a netplane data directory (no {FORMAT_FILE}) and is not empty")
+        marker.write_text(json.dumps({"format": FORMAT_VERSION}) + "\n")
+        return path
+    try:
+        found = int(json.loads(marker.read_text())["format"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise DataDirError(f"{marker} is unreadable: {e}") from None
+    if found > FORMAT_VERSION:
+        raise DataDirError(f"{path} was written by a newer netplane (data format {found}; this netplane "
+                           f"understands up to {FORMAT_VERSION}). Upgrade netplane to open it.")
+    while found < FORMAT_VERSION:
+        MIGRATIONS[found](path)
+        found += 1
+        marker.write_text(json.dumps({"format": found}) + "\n")
+    return path

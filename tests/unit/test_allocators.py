@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from netplane.api.allocators import ClusterIPAllocator, NodePortAllocator
+
+pytestmark = pytest.mark.unit
+
+
+@given(st.lists(st.booleans(), min_size=1, max_size=60))
+def test_cluster_ips_never_duplicate_and_stay_in_range(ops: list[bool]) -> None:
+    alloc = ClusterIPAllocator(ipaddress.ip_network("10.96.0.0/26"))
+    held: list[str] = []
+    for allocate in ops:
+        if allocate or not held:
+            try:
+                ip = alloc.allocate()
+            except RuntimeError:
+                assert len(held) == 62 - 1
+                continue
+            assert ip not in held
+            assert ipaddress.ip_address(ip) in alloc.cidr and ip != alloc.kubernetes_ip
+            held.append(ip)
+        else:
+            alloc.release(held.pop(0))
+    assert set(held) == alloc.used
+
+
+def test_cluster_ip_requests_are_checked() -> None:
+    alloc = ClusterIPAllocator(ipaddress.ip_network("10.96.0.0/12"))
+    assert alloc.check("10.96.0.50", "spec.clusterIPs") is None
+    alloc.allocate("10.96.0.50")
+    taken = alloc.check("10.96.0.50", "spec.clusterIPs")
+    assert taken is not None and "provided IP is already allocated" in taken.message
+    outside = alloc.check("192.168.1.1", "spec.clusterIPs")
+    assert outside is not None and "The range of valid IPs is 10.96.0.0/12" in outside.message
+    garbage = alloc.check("nope", "spec.clusterIPs")
+    assert garbage is not None and "must be a valid IP address" in garbage.message
+
+
+def test_node_ports() -> None:
+    alloc = NodePortAllocator(30000, 30002)
+    ports = {alloc.allocate("TCP") for _ in range(3)}
+    assert ports == {30000, 30001, 30002}
+    with pytest.raises(RuntimeError):
+        alloc.allocate("TCP")
+    assert alloc.allocate("UDP") in ports  # the same number is free for another protocol
+    problem = alloc.check(30001, "TCP", "spec.ports[0].nodePort")
+    assert problem is not None and problem.message == "Invalid value: 30001: provided port is already allocated"
+    out_of_range = alloc.check(80, "TCP", "spec.ports[0].nodePort")
+    assert out_of_range is not None and "The range of valid ports is 30000-30002" in out_of_range.message
