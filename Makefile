@@ -40,7 +40,8 @@ e2e: setup
 	$(VENV)/bin/pytest -q -m e2e tests
 
 bench: setup
-	$(VENV)/bin/python -m bench.api
+	@command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk >/dev/null; } || true
+	$(VENV)/bin/python -m bench.api $(ARGS)
 
 clean:
 	rm -rf $(VENV) .netplane

@@ -15,12 +15,13 @@ from pathlib import Path
 from aiohttp import web
 
 from netplane import certs, datadir
-from netplane.api.core import ApiCore
+from netplane.api.core import ApiCore, WriteOptions
 from netplane.api.objects import Attrs, attrs_of, decode
 from netplane.api.registry import Registry, storage_type
 from netplane.api.server import ApiServer
 from netplane.api.storage import ObjectStore
 from netplane.api.system import SystemControllers
+from netplane.model import ALL_KINDS, crd_manifest
 from netplane.store import SqliteStore
 
 log = logging.getLogger("netplane")
@@ -62,7 +63,23 @@ def build(options: UpOptions, port_for_kubernetes_service: int) -> tuple[ApiCore
     core.admission.rebuild()
     system = SystemControllers(core, port_for_kubernetes_service)
     system.bootstrap()
+    register_own_kinds(core)
     return core, system
+
+
+def register_own_kinds(core: ApiCore) -> None:
+    """Serve netplane's kinds through CRDs generated from their models, updating them when a
+    newer netplane changed a model."""
+    crd_type = core.registry.lookup("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+    assert crd_type is not None
+    for kind in ALL_KINDS:
+        manifest = crd_manifest(kind)
+        existing = core.store.get_obj(crd_type, "", kind.crd_name)
+        if existing is None:
+            core.create(crd_type, "", manifest, WriteOptions())
+        else:
+            existing["spec"] = manifest["spec"]
+            core.update(crd_type, "", kind.crd_name, existing, WriteOptions())
 
 
 async def _compact_forever(core: ApiCore) -> None:

@@ -30,6 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--service-node-port-range", default="30000-32767",
                     help="node port range (default 30000-32767)")
     sub.add_parser("version", help="print the version")
+    sub.add_parser("manifests", help="print the CustomResourceDefinitions of netplane's kinds (for a real cluster)")
     return parser
 
 
@@ -38,6 +39,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command == "version":
         print(f"netplane 0.1.0 (Kubernetes API {KUBERNETES_VERSION})")
+        return 0
+    if args.command == "manifests":
+        import yaml
+
+        from netplane.model import ALL_KINDS, crd_manifest
+
+        print(yaml.safe_dump_all([crd_manifest(k) for k in ALL_KINDS], sort_keys=False), end="")
         return 0
     from netplane.apiserver_main import UpOptions, serve
 

@@ -40,6 +40,40 @@ def _custom_object_meta(obj: Obj, namespaced: bool, old: Obj | None) -> list[Fie
     return validate_object_meta_update(metadata, old.get("metadata") or {})
 
 
+def _generate_job_selector(job: Obj) -> None:
+    """The selector the Job registry generates unless ``spec.manualSelector``: the Job's own uid.
+
+    Labels the user already put on the template are kept; a clash is left to validation.
+    """
+    spec = job.get("spec")
+    if not isinstance(spec, dict) or spec.get("manualSelector") is True:
+        return
+    m = meta(job)
+    template = spec.setdefault("template", {})
+    if not isinstance(template, dict):
+        return
+    template_meta = template.setdefault("metadata", {})
+    if not isinstance(template_meta, dict):
+        return
+    labels = template_meta.get("labels")
+    if not isinstance(labels, dict):
+        labels = template_meta["labels"] = {}
+    for label in ("batch.kubernetes.io/controller-uid", "batch.kubernetes.io/job-name", "controller-uid",
+                  "job-name"):
+        labels.setdefault(label, m.get("uid", "") if label.endswith("controller-uid") else m.get("name", ""))
+    selector = spec.get("selector")
+    if not isinstance(selector, dict):
+        selector = spec["selector"] = {}
+    match = selector.get("matchLabels")
+    if not isinstance(match, dict):
+        match = selector["matchLabels"] = {}
+    match.setdefault("batch.kubernetes.io/controller-uid", m.get("uid", ""))
+    # The Job's own labels default to its template's (Kubernetes applies that default again on
+    # every read, so a Job created without labels shows the generated ones).
+    if not m.get("labels"):
+        m["labels"] = dict(labels)
+
+
 class Admission:
     def __init__(self, store: ObjectStore, registry: Registry,
                  service_cidr: ipaddress.IPv4Network | ipaddress.IPv6Network, node_ports: tuple[int, int]):
@@ -80,7 +114,7 @@ class Admission:
             schema = schemas.kind_schema(rt.group, rt.version, rt.kind)
             if schema is None:
                 return []
-            unknown, type_errors = schemacheck.decode_errors(obj, schema)
+            unknown, type_errors = schemacheck.decode_errors(obj, schema, drop_unknown=True)
             if type_errors:
                 raise errors.bad_request(schemacheck.type_error_message(rt.kind, rt.version, type_errors[0]))
         else:
@@ -110,6 +144,11 @@ class Admission:
                 schemacheck.crd_defaults(obj)
         else:
             schemacheck.apply_defaults(obj, self._crd_schema(rt))
+
+    def prepare_for_create(self, rt: ResourceType, obj: Obj) -> None:
+        """What needs the new object's uid: a Job's generated selector."""
+        if (rt.group, rt.kind) == ("batch", "Job"):
+            _generate_job_selector(obj)
 
     def validate(self, rt: ResourceType, obj: Obj, old: Obj | None) -> None:
         causes: list[FieldError]

@@ -59,13 +59,13 @@ class ApiCore:
         return record
 
     def get(self, rt: ResourceType, namespace: str, name: str) -> Obj:
-        return self._present(rt, decode(self.get_record(rt, namespace, name).value))
+        return self.present(rt, decode(self.get_record(rt, namespace, name).value))
 
     def list(self, rt: ResourceType, namespace: str | None, labels: Selector,
              fields: tuple[FieldRequirement, ...]) -> tuple[list[Record], int]:
         return self.store.list(rt, namespace, labels, fields)
 
-    def _present(self, rt: ResourceType, obj: Obj) -> Obj:
+    def present(self, rt: ResourceType, obj: Obj) -> Obj:
         """Custom kinds are stored once and served in every version (conversion None)."""
         if not rt.builtin:
             obj["apiVersion"] = rt.api_version
@@ -95,6 +95,7 @@ class ApiCore:
         self.admission.default(rt, obj)
         m["uid"] = new_uid()
         m["creationTimestamp"] = now()
+        self.admission.prepare_for_create(rt, obj)
         if rt.kind != "Namespace" and ("spec" in obj or not rt.builtin):
             m["generation"] = 1
         if rt.has_status and not rt.builtin:
@@ -104,7 +105,7 @@ class ApiCore:
             self.admission.validate(rt, obj, None)
             if opts.dry_run:
                 release()
-                return self._present(rt, obj)
+                return self.present(rt, obj)
             record = self.store.create(rt, obj)
         except KeyExists:
             release()
@@ -113,7 +114,7 @@ class ApiCore:
             release()
             raise
         self.admission.after_write(rt, obj, None)
-        return self._present(rt, decode(record.value))
+        return self.present(rt, decode(record.value))
 
     def update(self, rt: ResourceType, namespace: str, name: str, new: Obj, opts: WriteOptions,
                subresource: str = "") -> Obj:
@@ -143,8 +144,8 @@ class ApiCore:
         merged["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
         if merged == old or opts.dry_run:
             release()
-            return self._present(rt, merged)
-        return self._present(rt, self._write(rt, merged, old, record.revision))
+            return self.present(rt, merged)
+        return self.present(rt, self._write(rt, merged, old, record.revision))
 
     def _write(self, rt: ResourceType, obj: Obj, old: Obj, revision: int) -> Obj:
         """Store an update; an object being deleted whose last finalizer went away is removed."""
@@ -207,7 +208,7 @@ class ApiCore:
                                   f"precondition: {pre['resourceVersion']}, ResourceVersion in object meta: "
                                   f"{m.get('resourceVersion')}")
         if dry_run:
-            return self._present(rt, obj)
+            return self.present(rt, obj)
         policy = options.get("propagationPolicy")
         if policy is None and options.get("orphanDependents"):
             policy = "Orphan"
@@ -220,19 +221,19 @@ class ApiCore:
             obj.setdefault("status", {})["phase"] = "Terminating"
         if finalizers or self._namespace_finalizers(rt, obj):
             if m.get("deletionTimestamp"):
-                return self._present(rt, obj)
+                return self.present(rt, obj)
             m["finalizers"] = finalizers
             if not finalizers:
                 m.pop("finalizers")
             m["deletionTimestamp"] = now()
             m["deletionGracePeriodSeconds"] = 0
-            return self._present(rt, self._write(rt, obj, decode(record.value), record.revision))
+            return self.present(rt, self._write(rt, obj, decode(record.value), record.revision))
         m["deletionTimestamp"] = m.get("deletionTimestamp") or now()
         m["deletionGracePeriodSeconds"] = 0
         deleted = self.store.delete(rt, obj, record.revision)
         self.admission.release_all(rt, obj)
         self.admission.after_delete(rt, obj)
-        return self._present(rt, decode(deleted.value))
+        return self.present(rt, decode(deleted.value))
 
     # --- checks -------------------------------------------------------------------
 
@@ -240,6 +241,12 @@ class ApiCore:
         if not isinstance(obj, dict):
             raise errors.bad_request("the body of the request must be a JSON or YAML object")
         api_version, kind = obj.get("apiVersion"), obj.get("kind")
+        for name, value in (("apiVersion", api_version), ("kind", kind)):
+            if value is not None and not isinstance(value, str):
+                json_kind = "number" if isinstance(value, int | float) and not isinstance(value, bool) else \
+                    "bool" if isinstance(value, bool) else "array" if isinstance(value, list) else "object"
+                raise errors.bad_request("couldn't get version/kind; json parse error: json: cannot unmarshal "
+                                         f"{json_kind} into Go struct field .{name} of type string")
         if kind and kind != rt.kind:
             raise errors.bad_request(f"the kind of the object ({kind}) does not match the kind on the "
                                      f"URL ({rt.kind})")

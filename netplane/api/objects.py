@@ -108,6 +108,9 @@ def encoder(rt: ResourceType, obj: Obj) -> Callable[[int], tuple[bytes, Attrs]]:
 
     def build(revision: int) -> tuple[bytes, Attrs]:
         meta(obj)["resourceVersion"] = str(revision)
+        if not rt.builtin and rt.storage_version:
+            # Custom objects are stored in their storage version whichever version wrote them.
+            obj["apiVersion"] = f"{rt.group}/{rt.storage_version}"
         return orjson.dumps(obj), attrs_of(rt, obj)
 
     return build

@@ -89,7 +89,7 @@ def storage_type(registry: Registry, group: str, plural: str) -> ResourceType | 
     found = None
     for rt in registry.all():
         if rt.group == group and rt.plural == plural:
-            if rt.builtin or rt.version == rt.storage_version:
+            if rt.stored_as_served:
                 return rt
             found = rt
     return found

@@ -37,6 +37,11 @@ class ResourceType:
         return f"{self.plural}.{self.group}" if self.group else self.plural
 
     @property
+    def stored_as_served(self) -> bool:
+        """Whether stored bytes are exactly what this version serves (no conversion needed)."""
+        return self.builtin or self.version == self.storage_version
+
+    @property
     def has_status(self) -> bool:
         return "status" in self.subresources
 
@@ -63,6 +68,7 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
     _rt("apps", "ReplicaSet", "replicasets", True, ("rs",), ("all",), ("status", "scale")),
     _rt("apps", "StatefulSet", "statefulsets", True, ("sts",), ("all",), ("status", "scale")),
     _rt("apps", "DaemonSet", "daemonsets", True, ("ds",), ("all",), ("status",)),
+    _rt("batch", "Job", "jobs", True, (), ("all",), ("status",)),
     _rt("discovery.k8s.io", "EndpointSlice", "endpointslices"),
     _rt("networking.k8s.io", "Ingress", "ingresses", True, ("ing",), subs=("status",)),
     _rt("networking.k8s.io", "IngressClass", "ingressclasses", False),

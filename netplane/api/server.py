@@ -15,10 +15,11 @@ from typing import Any
 import orjson
 import yaml
 from aiohttp import web
+from multidict import CIMultiDict
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from netplane import KUBERNETES_VERSION
-from netplane.api import discovery, errors, patch, protobuf, schemas, tables
+from netplane.api import discovery, errors, patch, protobuf, schemacheck, schemas, tables
 from netplane.api.core import ApiCore, WriteOptions
 from netplane.api.errors import ApiError
 from netplane.api.objects import Obj, decode, selectable_fields
@@ -29,6 +30,10 @@ from netplane.api.subresources import get_scale, scale_to_replicas
 from netplane.store import Compacted, Event
 
 log = logging.getLogger(__name__)
+
+# What a request turned out to be, for metrics.
+VERB = web.RequestKey("verb", str)
+RESOURCE = web.RequestKey("resource", str)
 
 MAX_BODY = 3 * 1024 * 1024
 PUBLIC_PATHS = frozenset({"/version", "/healthz", "/livez", "/readyz"})
@@ -43,13 +48,47 @@ VERSION_INFO = {
 
 
 def _json(body: Any, status: int = 200, content_type: str = "application/json",
-          headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(body=orjson.dumps(body), status=status,
-                        headers={"Content-Type": content_type, **(headers or {})})
+          headers: CIMultiDict[str] | dict[str, str] | None = None) -> web.Response:
+    all_headers = CIMultiDict(headers or {})
+    all_headers["Content-Type"] = content_type
+    return web.Response(body=orjson.dumps(body), status=status, headers=all_headers)
+
+
+def _warning_headers(warnings: list[str]) -> CIMultiDict[str]:
+    """One RFC 7234 ``Warning`` header per message; kubectl drops a header whose quoting is broken."""
+    headers: CIMultiDict[str] = CIMultiDict()
+    for w in warnings:
+        text = w.replace("\\", "\\\\").replace('"', '\\"')
+        headers.add("Warning", f'299 - "{text}"')
+    return headers
+
+
+def _int_param(request: web.Request, name: str) -> int | None:
+    """An integer query parameter, refused as the API server's parameter codec refuses it."""
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise errors.bad_request(f'strconv.ParseInt: parsing "{raw}": invalid syntax') from None
 
 
 def _error(e: ApiError) -> web.Response:
     return _json(e.status(), e.code)
+
+
+def _typed_body(body: Any, group: str, version: str, kind: str) -> dict[str, Any]:
+    """A request body that must decode as ``kind`` (DeleteOptions, Scale): 400 with Go's wording if not."""
+    if not isinstance(body, dict):
+        json_kind = "array" if isinstance(body, list) else "string" if isinstance(body, str) else "number"
+        raise errors.bad_request(f"json: cannot unmarshal {json_kind} into Go value of type v1.{kind}")
+    schema = schemas.kind_schema(group, version, kind)
+    if schema is not None:
+        _, type_errors = schemacheck.decode_errors(body, schema)
+        if type_errors:
+            raise errors.bad_request(type_errors[0])
+    return body
 
 
 @dataclass
@@ -105,8 +144,8 @@ class ApiServer:
             log.exception("internal error serving %s %s", request.method, request.path_qs)
             response = _error(ApiError(500, "InternalError", "an internal error occurred; see the server log"))
         code = str(response.status)
-        resource = request.get("resource", resource)
-        verb = request.get("verb", verb)
+        resource = request.get(RESOURCE, resource)
+        verb = request.get(VERB, verb)
         self.metrics.requests.labels(verb, resource, code).inc()
         if verb != "WATCH":
             self.metrics.latency.labels(verb, resource).observe(time.perf_counter() - started)
@@ -204,20 +243,20 @@ class ApiServer:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         if target.subresource and target.subresource not in target.rt.subresources:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
-        request["resource"] = target.rt.plural
+        request[RESOURCE] = target.rt.plural
         method = request.method
         if method == "GET":
             if target.name:
-                request["verb"] = "GET"
+                request[VERB] = "GET"
                 return self._get(request, target)
             if request.query.get("watch") in ("1", "true"):
-                request["verb"] = "WATCH"
+                request[VERB] = "WATCH"
                 return await self._watch(request, target)
-            request["verb"] = "LIST"
+            request[VERB] = "LIST"
             return self._list(request, target)
         if not target.name and method != "POST" and method != "DELETE":
             raise errors.method_not_allowed("the server does not allow this method on the requested resource")
-        request["verb"] = method
+        request[VERB] = method
         if method == "POST":
             return await self._create(request, target)
         if method == "PUT":
@@ -232,9 +271,7 @@ class ApiServer:
 
     def _respond(self, request: web.Request, rt: ResourceType, obj: Obj, status: int = 200,
                  warnings: list[str] | None = None) -> web.Response:
-        headers = {}
-        if warnings:
-            headers["Warning"] = ", ".join(f'299 - "{w}"' for w in warnings)
+        headers = _warning_headers(warnings or [])
         if tables.wants_table(request.headers.get("Accept", "")):
             body = tables.table(rt, [obj], obj["metadata"].get("resourceVersion", ""),
                                 request.query.get("includeObject", "Metadata"))
@@ -245,7 +282,14 @@ class ApiServer:
         ns = target.namespace or ""
         if target.subresource == "scale":
             return _json(get_scale(target.rt, self.core.get(target.rt, ns, target.name)))
-        return self._respond(request, target.rt, self.core.get(target.rt, ns, target.name))
+        rt = target.rt
+        # Only built-in objects are stored exactly as served: a custom object keeps the version it
+        # was written in, whichever version it is read in now.
+        if rt.stored_as_served and not tables.wants_table(
+                request.headers.get("Accept", "")):
+            record = self.core.get_record(rt, ns, target.name)
+            return web.Response(body=record.value, headers={"Content-Type": "application/json"})
+        return self._respond(request, rt, self.core.get(rt, ns, target.name))
 
     def _selectors(self, request: web.Request, rt: ResourceType) -> tuple[Any, Any]:
         labels = parse_label_selector(request.query.get("labelSelector"))
@@ -266,21 +310,27 @@ class ApiServer:
                 raise errors.bad_request("continue key is not valid: incorrect encoded start resourceVersion "
                                          "(version meta.k8s.io/v1)") from None
             records = [r for r in records if r.key > start_key]
-        limit = int(request.query.get("limit") or 0)
+        limit = _int_param(request, "limit") or 0
         next_token = ""
         if 0 < limit < len(records):
             records = records[:limit]
             next_token = base64.urlsafe_b64encode(
                 orjson.dumps({"start": records[-1].key, "rv": list_rev})).decode()
-        objs = [self.core._present(rt, decode(r.value)) for r in records]
         if tables.wants_table(request.headers.get("Accept", "")):
+            objs = [self.core.present(rt, decode(r.value)) for r in records]
             return _json(tables.table(rt, objs, list_rev, request.query.get("includeObject", "Metadata"),
                                       continue_token=next_token))
         list_meta: dict[str, Any] = {"resourceVersion": list_rev}
         if next_token:
             list_meta["continue"] = next_token
-        return _json({"kind": f"{rt.kind}List", "apiVersion": rt.api_version, "metadata": list_meta,
-                      "items": objs})
+        if rt.stored_as_served:
+            # Stored values are already the wire form: splice them instead of decoding and re-encoding.
+            items = b",".join(r.value for r in records)
+        else:
+            items = b",".join(orjson.dumps(self.core.present(rt, decode(r.value))) for r in records)
+        head = orjson.dumps({"kind": f"{rt.kind}List", "apiVersion": rt.api_version, "metadata": list_meta})
+        return web.Response(body=head[:-1] + b',"items":[' + items + b"]}",
+                            headers={"Content-Type": "application/json"})
 
     async def _body(self, request: web.Request) -> Any:
         raw = await request.read()
@@ -340,7 +390,7 @@ class ApiServer:
         record = self.core.store.get(rt, ns, target.name)
         if record is None:
             raise errors.not_found(rt.group_resource, target.name, rt.group, rt.plural)
-        current = self.core._present(rt, decode(record.value))
+        current = self.core.present(rt, decode(record.value))
         original = get_scale(rt, current) if target.subresource == "scale" else current
         schema = None
         if target.subresource == "scale":
@@ -383,8 +433,10 @@ class ApiServer:
         options: dict[str, Any] = {}
         if request.can_read_body:
             body = await self._body(request)
-            if isinstance(body, dict):
-                options = body
+            if body is not None:
+                # A body that is not DeleteOptions must not turn into "no options": for a
+                # collection that would delete everything the selector was meant to protect.
+                options = _typed_body(body, "", "v1", "DeleteOptions")
         if "propagationPolicy" in request.query:
             options["propagationPolicy"] = request.query["propagationPolicy"]
         policy = options.get("propagationPolicy")
@@ -393,14 +445,19 @@ class ApiServer:
                 "propagationPolicy", policy, ["Foreground", "Background", "Orphan", "nil"])])
         return options
 
+    @staticmethod
+    def _delete_dry_run(request: web.Request, options: dict[str, Any]) -> bool:
+        return request.query.get("dryRun") == "All" or options.get("dryRun") == ["All"]
+
     async def _delete(self, request: web.Request, target: Target) -> web.Response:
         options = await self._delete_options(request)
-        dry_run = request.query.get("dryRun") == "All" or options.get("dryRun") == ["All"]
+        dry_run = self._delete_dry_run(request, options)
         obj = self.core.delete(target.rt, target.namespace or "", target.name, options, dry_run)
         return self._respond(request, target.rt, obj)
 
     async def _delete_collection(self, request: web.Request, target: Target) -> web.Response:
         options = await self._delete_options(request)
+        dry_run = self._delete_dry_run(request, options)
         labels, fields = self._selectors(request, target.rt)
         records, _ = self.core.list(target.rt, target.namespace, labels, fields)
         deleted = []
@@ -408,7 +465,7 @@ class ApiServer:
             obj = decode(record.value)
             with contextlib.suppress(ApiError):
                 deleted.append(self.core.delete(target.rt, obj["metadata"].get("namespace", ""),
-                                                obj["metadata"]["name"], dict(options)))
+                                                obj["metadata"]["name"], dict(options), dry_run))
         return _json({"kind": f"{target.rt.kind}List", "apiVersion": target.rt.api_version,
                       "metadata": {}, "items": deleted})
 
@@ -427,12 +484,16 @@ class ApiServer:
         as_table = tables.wants_table(request.headers.get("Accept", ""))
         include = request.query.get("includeObject", "Metadata")
         bookmarks = request.query.get("allowWatchBookmarks") in ("true", "1")
-        timeout = float(request.query.get("timeoutSeconds") or DEFAULT_WATCH_TIMEOUT)
+        timeout_param = _int_param(request, "timeoutSeconds")
+        timeout = float(timeout_param) if timeout_param is not None else DEFAULT_WATCH_TIMEOUT
         response = web.StreamResponse(headers={"Content-Type": "application/json",
                                                "Transfer-Encoding": "chunked"})
         await response.prepare(request)
+        initial_events = request.query.get("sendInitialEvents") == "true"
         try:
-            watch = self.core.store.watch(rt, target.namespace, from_rev)
+            # With sendInitialEvents the resourceVersion is only a lower bound (NotOlderThan) and
+            # the current state always satisfies it, so even a compacted one is served.
+            watch = self.core.store.watch(rt, target.namespace, 0 if initial_events else from_rev)
         except Compacted as e:
             status = errors.gone(str(e)).status()
             await response.write(orjson.dumps({"type": "ERROR", "object": status}) + b"\n")
@@ -440,26 +501,27 @@ class ApiServer:
         first = True
         last_rev = self.core.store.raw.revision
 
-        def encode(kind: str, obj: Obj) -> bytes:
+        same_shape = rt.stored_as_served
+
+        def encode(kind: str, value: bytes) -> bytes:
             nonlocal first
-            obj = self.core._present(rt, obj)
             if as_table:
+                obj = self.core.present(rt, decode(value))
                 table = tables.table(rt, [obj], obj["metadata"].get("resourceVersion", ""), include, first)
                 first = False
                 return orjson.dumps({"type": kind, "object": table}) + b"\n"
-            return b'{"type":"' + kind.encode() + b'","object":' + orjson.dumps(obj) + b"}\n"
+            if not same_shape:
+                value = orjson.dumps(self.core.present(rt, decode(value)))
+            # Stored bytes are the wire form: no per-watcher re-encoding.
+            return b'{"type":"' + kind.encode() + b'","object":' + value + b"}\n"
 
-        initial_events = request.query.get("sendInitialEvents") == "true"
         try:
             if not from_rev or initial_events:
                 # With sendInitialEvents (watch-list, kubectl 1.35+) the current state comes first,
                 # then a bookmark marking its end, instead of a separate LIST.
-                if initial_events and from_rev:
-                    watch.close()
-                    watch = self.core.store.watch(rt, target.namespace, 0)
                 records, list_rev = self.core.store.list(rt, target.namespace, labels, fields)
                 for record in records:
-                    await response.write(encode("ADDED", decode(record.value)))
+                    await response.write(encode("ADDED", record.value))
                 if initial_events:
                     mark = {"kind": rt.kind, "apiVersion": rt.api_version, "metadata": {
                         "resourceVersion": str(list_rev),
@@ -483,7 +545,7 @@ class ApiServer:
                 last_rev = event.record.revision
                 out = self._filter(event, labels, fields)
                 if out:
-                    await response.write(encode(out, decode(event.record.value)))
+                    await response.write(encode(out, event.record.value))
         except (ConnectionResetError, asyncio.CancelledError):
             pass
         finally:

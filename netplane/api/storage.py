@@ -53,6 +53,6 @@ class ObjectStore:
 
     def all_records(self) -> Iterable[tuple[ResourceType, Record]]:
         for rt in self.registry.all():
-            if rt.builtin or rt.version == rt.storage_version:
+            if rt.stored_as_served:
                 for record in self.raw.list(prefix(rt, None))[0]:
                     yield rt, record

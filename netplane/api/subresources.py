@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from netplane.api import errors
+from netplane.api import errors, schemacheck, schemas
 from netplane.api.objects import Obj
 from netplane.api.resources import ResourceType
 from netplane.api.selectors import format_label_selector
@@ -55,6 +55,11 @@ def scale_to_replicas(rt: ResourceType, current: Obj, scale: Any) -> Obj:
     """The object after applying a Scale's spec.replicas to it."""
     if not isinstance(scale, dict):
         raise errors.bad_request("the body of the request must be a Scale object")
+    schema = schemas.kind_schema("autoscaling", "v1", "Scale")
+    if schema is not None:
+        _, type_errors = schemacheck.decode_errors(scale, schema)
+        if type_errors:
+            raise errors.bad_request(schemacheck.type_error_message("Scale", "v1", type_errors[0]))
     replicas = (scale.get("spec") or {}).get("replicas")
     if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
         raise errors.unprocessable("Scale", (current.get("metadata") or {}).get("name", ""), "autoscaling", [

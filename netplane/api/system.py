@@ -225,7 +225,7 @@ class SystemControllers:
             return
         left = 0
         for rt in list(self.core.registry.all()):
-            if not rt.namespaced or not (rt.builtin or rt.version == rt.storage_version):
+            if not rt.namespaced or not rt.stored_as_served:
                 continue
             for item in self.core.store.list(rt, namespace)[0]:
                 left += 1

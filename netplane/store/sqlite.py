@@ -2,8 +2,9 @@
 
 One append-only table: every create, update and delete appends a row whose
 autoincrement id is the global revision. The newest row of a key is its current
-value (a tombstone row when deleted); ``(name, prev_revision)`` is unique, so a
-write racing another on the same key cannot both land. The current state of every
+value (a tombstone row when deleted); ``(name, prev_revision)`` is unique for
+updates and deletes, so two writes based on the same revision of a key cannot both
+land (creates start a new chain at prev_revision 0 and are guarded by the key check). The current state of every
 key is also kept in memory — reads and lists never touch the database — and
 events fan out to in-process watchers as soon as their row is committed.
 
@@ -46,7 +47,7 @@ CREATE TABLE IF NOT EXISTS kine (
     value BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS kine_name_id ON kine (name, id);
-CREATE UNIQUE INDEX IF NOT EXISTS kine_name_prev_revision ON kine (name, prev_revision);
+CREATE UNIQUE INDEX IF NOT EXISTS kine_name_prev_revision ON kine (name, prev_revision) WHERE prev_revision > 0;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
@@ -107,10 +108,9 @@ class SqliteStore:
     def create(self, key: str, build: ValueBuilder) -> Record:
         if self.get(key) is not None:
             raise KeyExists(key)
-        prev = self._db.execute("SELECT MAX(id) FROM kine WHERE name = ?", (key,)).fetchone()[0] or 0
         rev = self.revision + 1
         value, attrs = build(rev)
-        self._append(rev, key, created=True, deleted=False, create_rev=rev, prev_rev=prev, value=value)
+        self._append(rev, key, created=True, deleted=False, create_rev=rev, prev_rev=0, value=value)
         record = Record(key, rev, rev, value, attrs)
         self._put(record)
         self._notify(Event("ADDED", record, None))

@@ -43,19 +43,21 @@ class _Context:
     path: str = ""
     struct: str = ""
     fields: list[str] = field(default_factory=list)
+    drop: bool = False  # remove unknown fields, as decoding into the Go struct does
 
 
-def decode_errors(obj: dict[str, Any], schema: Schema) -> tuple[list[str], list[str]]:
+def decode_errors(obj: dict[str, Any], schema: Schema, drop_unknown: bool = False) -> tuple[list[str], list[str]]:
     """Unknown field paths and type errors of ``obj`` decoded into the kind ``schema``.
 
     Unknown paths read like ``spec.template.spec.containers[0].imagePullPolicyy``, in
     document order. Type errors are the Go decoder's messages; the server answers
-    with the first one only.
+    with the first one only. With ``drop_unknown`` the unknown fields are also removed
+    from ``obj`` (what the server stores under fieldValidation Warn or Ignore).
     """
     unknown: list[str] = []
     type_errors: list[str] = []
     root_name = _definition_name_of(schema)
-    _decode(obj, schema, root_name, _Context(), unknown, type_errors)
+    _decode(obj, schema, root_name, _Context(drop=drop_unknown), unknown, type_errors)
     return unknown, type_errors
 
 
@@ -161,7 +163,8 @@ def _decode(
         items = schema.get("items") or {}
         for i, item in enumerate(value):
             _decode(
-                item, items, None, _Context(f"{ctx.path}[{i}]", ctx.struct, ctx.fields), unknown, type_errors
+                item, items, None, _Context(f"{ctx.path}[{i}]", ctx.struct, ctx.fields, ctx.drop), unknown,
+                type_errors,
             )
     else:
         error = _scalar_error(value, kind, schema.get("format"))
@@ -185,16 +188,21 @@ def _decode_object(
     additional = schema.get("additionalProperties")
     if props is not None:
         struct = name.rsplit(".", 1)[-1] if name else ctx.struct
+        dropped = []
         for k, v in value.items():
             path = f"{ctx.path}.{k}" if ctx.path else k
             if k not in props:
                 unknown.append(path)
+                dropped.append(k)
                 continue
-            _decode(v, props[k], None, _Context(path, struct, [*ctx.fields, k]), unknown, type_errors)
+            _decode(v, props[k], None, _Context(path, struct, [*ctx.fields, k], ctx.drop), unknown, type_errors)
+        if ctx.drop:
+            for k in dropped:
+                del value[k]
     elif isinstance(additional, dict):
         for k, v in value.items():
             path = f"{ctx.path}.{k}" if ctx.path else k
-            _decode(v, additional, None, _Context(path, ctx.struct, ctx.fields), unknown, type_errors)
+            _decode(v, additional, None, _Context(path, ctx.struct, ctx.fields, ctx.drop), unknown, type_errors)
     # An object with neither is free-form (RawExtension and the like).
 
 

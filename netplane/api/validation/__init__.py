@@ -12,7 +12,7 @@ from typing import Any
 
 from netplane.api.errors import FieldError
 
-from . import apps, cluster, config, discovery, formats, networking, pod, service
+from . import apps, batch, cluster, config, discovery, formats, networking, pod, service
 from .access import as_dict
 from .defaults import apply_defaults, default_service_ip_families
 from .meta import NameFn, validate_object_meta, validate_object_meta_update
@@ -93,6 +93,7 @@ _SPEC_RULES: dict[tuple[str, str], SpecCheck] = {
     ("apps", "ReplicaSet"): _workload(apps.validate_replica_set_spec),
     ("apps", "DaemonSet"): _workload(apps.validate_daemon_set_spec),
     ("apps", "StatefulSet"): _stateful_set,
+    ("batch", "Job"): _workload(batch.validate_job_spec),
     ("discovery.k8s.io", "EndpointSlice"): discovery.validate_endpoint_slice,
     ("networking.k8s.io", "Ingress"): lambda obj, old: networking.validate_ingress(obj, old is None),
     ("networking.k8s.io", "IngressClass"): networking.validate_ingress_class,
