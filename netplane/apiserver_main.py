@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import ssl
 import sys
@@ -99,6 +100,7 @@ def _bound_port(runner: web.AppRunner) -> int:
 
 async def serve(options: UpOptions) -> int:
     try:
+        lock = datadir.hold_lock(options.data_dir)
         core, system = build(options, options.api_port or 6443)
     except datadir.DataDirError as e:
         print(f"netplane: {e}", file=sys.stderr)
@@ -137,4 +139,5 @@ async def serve(options: UpOptions) -> int:
     await system.stop()
     await runner.cleanup()
     core.store.raw.close()
+    os.close(lock)
     return 0

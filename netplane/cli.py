@@ -30,6 +30,11 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--service-node-port-range", default="30000-32767",
                     help="node port range (default 30000-32767)")
     sub.add_parser("version", help="print the version")
+    for name, what in (("backup", "write a consistent snapshot of every API object to FILE (while running too)"),
+                       ("restore", "make a new data directory from a backup FILE")):
+        cmd = sub.add_parser(name, help=what)
+        cmd.add_argument("--data-dir", type=Path, default=Path(".netplane"), help="data directory")
+        cmd.add_argument("file", type=Path)
     sub.add_parser("manifests", help="print the CustomResourceDefinitions of netplane's kinds (for a real cluster)")
     return parser
 
@@ -39,6 +44,20 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command == "version":
         print(f"netplane 0.1.0 (Kubernetes API {KUBERNETES_VERSION})")
+        return 0
+    if args.command in ("backup", "restore"):
+        from netplane import backup
+
+        try:
+            if args.command == "backup":
+                revision = backup.backup(args.data_dir, args.file)
+                print(f"backed up {args.data_dir} at resourceVersion {revision} to {args.file}")
+            else:
+                revision = backup.restore(args.data_dir, args.file)
+                print(f"restored {args.file} (resourceVersion {revision}) into {args.data_dir}")
+        except backup.BackupError as e:
+            print(f"netplane {args.command}: {e}", file=sys.stderr)
+            return 2
         return 0
     if args.command == "manifests":
         import yaml

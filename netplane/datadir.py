@@ -22,7 +22,7 @@ def prepare(path: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     marker = path / FORMAT_FILE
     if not marker.exists():
-        if any(path.iterdir()):
+        if any(p.name != "lock" for p in path.iterdir()):
             raise DataDirError(f"{path} is not a netplane data directory (no {FORMAT_FILE}) and is not empty")
         marker.write_text(json.dumps({"format": FORMAT_VERSION}) + "\n")
         return path
@@ -38,3 +38,22 @@ def prepare(path: Path) -> Path:
         found += 1
         marker.write_text(json.dumps({"format": found}) + "\n")
     return path
+
+
+def hold_lock(path: Path) -> int:
+    """Take the data directory for this process; a second `netplane up` on it is refused.
+
+    The returned descriptor must stay open for as long as the directory is in use; the
+    kernel drops the lock when the process ends, however it ends.
+    """
+    import fcntl
+    import os
+
+    path.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise DataDirError(f"{path} is in use by another netplane process") from None
+    return fd

@@ -161,3 +161,12 @@ def test_data_dir_from_a_newer_netplane_is_refused(tmp_path: Path) -> None:
                              "--data-dir", str(data)], capture_output=True, text=True, cwd=ROOT, timeout=30)
     assert result.returncode == 2
     assert "written by a newer netplane (data format 99" in result.stderr
+
+
+def test_a_second_netplane_on_the_same_data_dir_is_refused(netplane: Netplane) -> None:
+    result = subprocess.run([sys.executable, "-m", "netplane.cli", "up", "--no-dataplane", "--api-port", "0",
+                             "--data-dir", str(netplane.data_dir)], capture_output=True, text=True, cwd=ROOT,
+                            timeout=30)
+    assert result.returncode == 2
+    assert "is in use by another netplane process" in result.stderr
+    assert Client(netplane).request("GET", "/healthz", token=None) == (200, "ok")
