@@ -1,0 +1,1 @@
+"""Node agents and data planes: real Linux networking in network namespaces."""
