@@ -16,12 +16,15 @@ from pathlib import Path
 from aiohttp import web
 
 from netplane import certs, datadir
+from netplane.api.auth.bootstrap import ensure_builtin_roles
+from netplane.api.auth.gate import AuthGate
 from netplane.api.core import ApiCore, WriteOptions
 from netplane.api.objects import Attrs, attrs_of, decode
 from netplane.api.registry import Registry, storage_type
 from netplane.api.server import ApiServer
 from netplane.api.storage import ObjectStore
 from netplane.api.system import SystemControllers
+from netplane.controllers.supervisor import ControllerProcess
 from netplane.model import ALL_KINDS, crd_manifest
 from netplane.store import SqliteStore
 
@@ -65,6 +68,7 @@ def build(options: UpOptions, port_for_kubernetes_service: int) -> tuple[ApiCore
     system = SystemControllers(core, port_for_kubernetes_service)
     system.bootstrap()
     register_own_kinds(core)
+    ensure_builtin_roles(core)
     return core, system
 
 
@@ -111,8 +115,12 @@ async def serve(options: UpOptions) -> int:
     token = certs.ensure_admin_token(pki)
     tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     tls.load_cert_chain(cert_path, key_path)
+    # Ask for a client certificate but accept connections without one (token users); one that is
+    # sent must chain to the cluster CA.
+    tls.verify_mode = ssl.CERT_OPTIONAL
+    tls.load_verify_locations(pki / "ca.crt")
 
-    server = ApiServer(core, token)
+    server = ApiServer(core, token, auth=AuthGate(core, token, options.data_dir))
     runner = web.AppRunner(server.app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
     await runner.setup()
     site = web.TCPSite(runner, options.bind, options.api_port, ssl_context=tls, backlog=1024)
@@ -126,6 +134,8 @@ async def serve(options: UpOptions) -> int:
     kubeconfig = options.data_dir / "kubeconfig"
     certs.write_kubeconfig(kubeconfig, f"https://{host}:{port}", (pki / "ca.crt").read_bytes(), token)
     print(f"netplane ready: API https://{host}:{port}, kubeconfig {kubeconfig}", flush=True)
+    controllers = ControllerProcess(kubeconfig)
+    controllers.start()
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -133,6 +143,8 @@ async def serve(options: UpOptions) -> int:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     print("netplane: shutting down", flush=True)
+    # Before the API goes away, so that the controller can release its lease.
+    await controllers.stop()
     compactor.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await compactor

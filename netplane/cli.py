@@ -6,7 +6,9 @@ import argparse
 import asyncio
 import logging
 import sys
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any
 
 from netplane import KUBERNETES_VERSION
 
@@ -29,6 +31,17 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--service-cidr", default="10.96.0.0/12", help="cluster IP range (default 10.96.0.0/12)")
     up.add_argument("--service-node-port-range", default="30000-32767",
                     help="node port range (default 30000-32767)")
+    user = sub.add_parser("user", help="manage API users").add_subparsers(dest="user_command", required=True)
+    user_add = user.add_parser("add", help="create a user and print a kubeconfig for them on stdout")
+    user_add.add_argument("name", help="user name (the certificate CN, the RBAC subject)")
+    user_add.add_argument("--project", action="append", default=[], metavar="P",
+                          help="make the user a developer of project P (repeatable)")
+    user_add.add_argument("--admin", action="store_true", help="make the user a platform administrator")
+    user_add.add_argument("--client-cert", action="store_true",
+                          help="log in with a client certificate instead of a bearer token")
+    user_add.add_argument("--data-dir", type=Path, default=Path(".netplane"),
+                          help="state directory (default ./.netplane)")
+    _controller_parser(sub.add_parser("controller", help="run netplane's controllers against a Kubernetes API"))
     sub.add_parser("version", help="print the version")
     for name, what in (("backup", "write a consistent snapshot of every API object to FILE (while running too)"),
                        ("restore", "make a new data directory from a backup FILE")):
@@ -37,6 +50,73 @@ def _parser() -> argparse.ArgumentParser:
         cmd.add_argument("file", type=Path)
     sub.add_parser("manifests", help="print the CustomResourceDefinitions of netplane's kinds (for a real cluster)")
     return parser
+
+
+def _user_add(args: argparse.Namespace) -> int:
+    from netplane.api.auth.issue import add_user_kubeconfig
+    from netplane.api.auth.users import UserError
+
+    if not (args.data_dir / "format.json").exists():
+        print(f"netplane: {args.data_dir} is not a netplane data directory (run `netplane up` first)",
+              file=sys.stderr)
+        return 2
+    try:
+        print(add_user_kubeconfig(args.data_dir, args.name, args.project, args.admin, args.client_cert), end="")
+    except UserError as e:
+        print(f"netplane: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number of seconds")
+    return value
+
+
+def _controller_parser(ctl: argparse.ArgumentParser) -> None:
+    ctl.add_argument("--kubeconfig", type=Path, help="kubeconfig of the API to control (default: in-cluster)")
+    ctl.add_argument("--leader-elect", action=argparse.BooleanOptionalAction, default=True,
+                     help="run controllers only while holding the lease (default on)")
+    ctl.add_argument("--lease-namespace", default="kube-system", help="namespace of the lease (default kube-system)")
+    ctl.add_argument("--lease-name", default="netplane-controller", help="name of the lease")
+    ctl.add_argument("--lease-duration", type=_seconds, default=15.0, help="seconds (default 15)")
+    ctl.add_argument("--renew-deadline", type=_seconds, default=10.0, help="seconds (default 10)")
+    ctl.add_argument("--retry-period", type=_seconds, default=2.0, help="seconds (default 2)")
+    ctl.add_argument("--metrics-port", type=_port, default=0, help="serve /metrics on this port (default 0: off)")
+    ctl.add_argument("--identity", help="this candidate's name in the lease (default hostname_uuid)")
+
+
+def _run_controller(args: argparse.Namespace) -> int:
+    from netplane.controllers.kube.config import KubeconfigError
+    from netplane.controllers.process import ControllerOptions, run
+    from netplane.controllers.runtime.leader import LeaseTiming
+
+    try:
+        timing = LeaseTiming(args.lease_duration, args.renew_deadline, args.retry_period)
+    except ValueError as e:
+        print(f"netplane controller: {e}", file=sys.stderr)
+        return 2
+    options = ControllerOptions(kubeconfig=args.kubeconfig, leader_elect=args.leader_elect,
+                                lease_namespace=args.lease_namespace, lease_name=args.lease_name,
+                                metrics_port=args.metrics_port, timing=timing)
+    if args.identity:
+        options.identity = args.identity
+    try:
+        return _run_loop(run(options))
+    except KubeconfigError as e:
+        print(f"netplane controller: {e}", file=sys.stderr)
+        return 2
+
+
+def _run_loop(main: Coroutine[Any, Any, int]) -> int:
+    try:
+        import uvloop
+
+        return uvloop.run(main)
+    except ImportError:
+        return asyncio.run(main)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,6 +139,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"netplane {args.command}: {e}", file=sys.stderr)
             return 2
         return 0
+    if args.command == "user":
+        return _user_add(args)
     if args.command == "manifests":
         import yaml
 
@@ -66,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
 
         print(yaml.safe_dump_all([crd_manifest(k) for k in ALL_KINDS], sort_keys=False), end="")
         return 0
+    if args.command == "controller":
+        return _run_controller(args)
     from netplane.apiserver_main import UpOptions, serve
 
     try:
@@ -77,12 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     options = UpOptions(data_dir=args.data_dir, api_port=args.api_port, bind=args.bind,
                         dataplane=not args.no_dataplane, service_cidr=args.service_cidr,
                         node_port_range=(low, high))
-    try:
-        import uvloop
-
-        return uvloop.run(serve(options))
-    except ImportError:
-        return asyncio.run(serve(options))
+    return _run_loop(serve(options))
 
 
 if __name__ == "__main__":

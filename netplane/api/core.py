@@ -20,6 +20,7 @@ from netplane.api.objects import Obj, decode, meta, new_uid, now
 from netplane.api.registry import Registry
 from netplane.api.resources import ResourceType
 from netplane.api.selectors import FieldRequirement, Selector
+from netplane.api.ssa import api as ssa
 from netplane.api.storage import ObjectStore
 from netplane.store import KeyExists, KeyNotFound, Record, RevisionMismatch
 
@@ -31,6 +32,13 @@ class WriteOptions:
     field_manager: str = ""
     force: bool = False
     warnings: list[str] = field(default_factory=list)
+    # Names the writer in managedFields when field_manager is empty, as Kubernetes does.
+    user_agent: str = ""
+    # Set by server-side apply, which has already worked out the object's managedFields.
+    applied: bool = False
+    # The subresource a write came through when it is carried out on the main resource
+    # (scale), for its managedFields entry.
+    tracked_subresource: str = ""
 
 
 def _random_suffix() -> str:
@@ -93,6 +101,9 @@ class ApiCore:
                              "selfLink"):
             m.pop(system_field, None)
         self.admission.default(rt, obj)
+        if not opts.applied:
+            # Tracked from the decoded, defaulted object, before system fields are set.
+            ssa.record_write(rt, None, obj, ssa.manager_name(opts.field_manager, opts.user_agent))
         m["uid"] = new_uid()
         m["creationTimestamp"] = now()
         self.admission.prepare_for_create(rt, obj)
@@ -142,6 +153,12 @@ class ApiCore:
         if _spec_of(merged) != _spec_of(old) and "generation" in old["metadata"]:
             merged["metadata"]["generation"] = old["metadata"]["generation"] + 1
         merged["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"]
+        if opts.applied:
+            # A status apply merges into a copy of the stored object; its entries come with the apply.
+            self._keep_applied_entries(merged, new)
+        else:
+            ssa.record_write(rt, old, merged, ssa.manager_name(opts.field_manager, opts.user_agent),
+                              subresource or opts.tracked_subresource)
         if merged == old or opts.dry_run:
             release()
             return self.present(rt, merged)
@@ -162,6 +179,14 @@ class ApiCore:
             raise errors.not_found(rt.group_resource, m["name"], rt.group, rt.plural) from None
         self.admission.after_write(rt, obj, old)
         return decode(record.value)
+
+    @staticmethod
+    def _keep_applied_entries(merged: Obj, applied: Obj) -> None:
+        entries = applied.get("metadata", {}).get("managedFields")
+        if entries:
+            merged["metadata"]["managedFields"] = entries
+        else:
+            merged["metadata"].pop("managedFields", None)
 
     @staticmethod
     def _namespace_finalizers(rt: ResourceType, obj: Obj) -> bool:

@@ -77,4 +77,11 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
     _rt("events.k8s.io", "Event", "events", True, ("ev",)),
     _rt("apiextensions.k8s.io", "CustomResourceDefinition", "customresourcedefinitions", False,
         ("crd", "crds"), ("api-extensions",), ("status",)),
+    _rt("rbac.authorization.k8s.io", "Role", "roles"),
+    _rt("rbac.authorization.k8s.io", "RoleBinding", "rolebindings"),
+    _rt("rbac.authorization.k8s.io", "ClusterRole", "clusterroles", False),
+    _rt("rbac.authorization.k8s.io", "ClusterRoleBinding", "clusterrolebindings", False),
+    # Create-only and never stored: answered from the caller's identity (netplane.api.auth.reviews).
+    _rt("authorization.k8s.io", "SelfSubjectAccessReview", "selfsubjectaccessreviews", False, verbs=("create",)),
+    _rt("authentication.k8s.io", "SelfSubjectReview", "selfsubjectreviews", False, verbs=("create",)),
 )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import hmac
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -20,11 +19,14 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 from netplane import KUBERNETES_VERSION
 from netplane.api import discovery, errors, patch, protobuf, schemacheck, schemas, tables
+from netplane.api.auth import reviews
+from netplane.api.auth.gate import ADMITTED, AuthGate
 from netplane.api.core import ApiCore, WriteOptions
 from netplane.api.errors import ApiError
 from netplane.api.objects import Obj, decode, selectable_fields
 from netplane.api.resources import ResourceType
 from netplane.api.selectors import parse_field_selector, parse_label_selector
+from netplane.api.ssa import api as ssa
 from netplane.api.storage import matches
 from netplane.api.subresources import get_scale, scale_to_replicas
 from netplane.store import Compacted, Event
@@ -112,24 +114,34 @@ class Metrics:
 
 
 class ApiServer:
-    def __init__(self, core: ApiCore, token: str, server_address: str = "127.0.0.1:6443"):
+    def __init__(self, core: ApiCore, token: str, server_address: str = "127.0.0.1:6443",
+                 auth: AuthGate | None = None):
         self.core = core
         self.token = token
         self.server_address = server_address
         self.metrics = Metrics()
+        # Without a data directory (in-process tests) only the admin token exists and nothing is audited.
+        self.auth = auth or AuthGate(core, token)
         from netplane.api.openapi import OpenAPICache
 
         self.openapi = OpenAPICache(core.registry)
         self.app = web.Application(middlewares=[self._middleware], client_max_size=MAX_BODY)
         self.app.router.add_route("*", "/{tail:.*}", self._dispatch)
+        self.app.on_startup.append(self.auth.start)
+        self.app.on_cleanup.append(self.auth.stop)
 
     # --- plumbing -----------------------------------------------------------------
 
     @web.middleware
     async def _middleware(self, request: web.Request,
                           handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
-        if request.path not in PUBLIC_PATHS and not self._authenticated(request):
-            return _error(errors.unauthorized())
+        public = request.path in PUBLIC_PATHS
+        if not public:
+            try:
+                self.auth.admit(request)
+            except ApiError as e:
+                self.auth.record(request, e.code)
+                return _error(e)
         started = time.perf_counter()
         verb, resource = request.method, "other"
         try:
@@ -138,11 +150,15 @@ class ApiServer:
             response = _error(e)
         except web.HTTPRequestEntityTooLarge:
             response = _error(errors.too_large())
-        except web.HTTPException:
+        except web.HTTPException as e:
+            if not public:
+                self.auth.record(request, e.status)
             raise
         except Exception:
             log.exception("internal error serving %s %s", request.method, request.path_qs)
             response = _error(ApiError(500, "InternalError", "an internal error occurred; see the server log"))
+        if not public:
+            self.auth.record(request, response.status, getattr(response, "body", None))
         code = str(response.status)
         resource = request.get(RESOURCE, resource)
         verb = request.get(VERB, verb)
@@ -150,12 +166,6 @@ class ApiServer:
         if verb != "WATCH":
             self.metrics.latency.labels(verb, resource).observe(time.perf_counter() - started)
         return response
-
-    def _authenticated(self, request: web.Request) -> bool:
-        header = request.headers.get("Authorization", "")
-        if not header.startswith("Bearer "):
-            return False
-        return hmac.compare_digest(header[7:].strip().encode(), self.token.encode())
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         path = request.path.rstrip("/") or "/"
@@ -245,6 +255,11 @@ class ApiServer:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         request[RESOURCE] = target.rt.plural
         method = request.method
+        if reviews.is_review(target.rt):
+            request[VERB] = method
+            if method != "POST" or target.name:
+                raise errors.method_not_allowed("the server does not allow this method on the requested resource")
+            return _json(self.auth.review(request, target.rt, await self._body(request)), 201)
         if method == "GET":
             if target.name:
                 request[VERB] = "GET"
@@ -292,7 +307,12 @@ class ApiServer:
         return self._respond(request, rt, self.core.get(rt, ns, target.name))
 
     def _selectors(self, request: web.Request, rt: ResourceType) -> tuple[Any, Any]:
-        labels = parse_label_selector(request.query.get("labelSelector"))
+        raw_labels = request.query.get("labelSelector")
+        admitted = request.get(ADMITTED)
+        if admitted is not None and admitted.list_scope:
+            # The caller may see only part of the collection (a project member listing namespaces).
+            raw_labels = ",".join(s for s in (raw_labels, admitted.list_scope) if s)
+        labels = parse_label_selector(raw_labels)
         fields = parse_field_selector(request.query.get("fieldSelector"), selectable_fields(rt))
         return labels, fields
 
@@ -364,15 +384,16 @@ class ApiServer:
         if target.name:
             raise errors.method_not_allowed("the server does not allow this method on the requested resource")
         body = await self._body(request)
-        opts = self._options(request)
+        opts = self._write_options(request, "CreateOptions")
         obj = self.core.create(target.rt, target.namespace or "", body, opts)
         return self._respond(request, target.rt, obj, 201, opts.warnings)
 
     async def _update(self, request: web.Request, target: Target) -> web.Response:
         body = await self._body(request)
-        opts = self._options(request)
+        opts = self._write_options(request, "UpdateOptions")
         ns = target.namespace or ""
         if target.subresource == "scale":
+            opts.tracked_subresource = "scale"
             current = self.core.get(target.rt, ns, target.name)
             obj = self.core.update(target.rt, ns, target.name,
                                    scale_to_replicas(target.rt, current, body), opts)
@@ -383,10 +404,16 @@ class ApiServer:
     async def _patch(self, request: web.Request, target: Target) -> web.Response:
         ctype = request.headers.get("Content-Type", "").split(";")[0].strip()
         body = await self._body(request)
-        opts = self._options(request)
+        apply = ctype == "application/apply-patch+yaml"
+        opts = self._write_options(request, "PatchOptions", apply)
         rt, ns = target.rt, target.namespace or ""
-        if ctype == "application/apply-patch+yaml":
+        if apply:
             return self._apply(request, target, body, opts)
+        if "force" in request.query:
+            raise ApiError(422, "Invalid", 'PatchOptions.meta.k8s.io "" is invalid: force: Forbidden: may not be '
+                           "specified for non-apply patch", {"group": "meta.k8s.io", "kind": "PatchOptions", "causes": [
+                               {"reason": "FieldValueForbidden", "field": "force",
+                                "message": "Forbidden: may not be specified for non-apply patch"}]})
         record = self.core.store.get(rt, ns, target.name)
         if record is None:
             raise errors.not_found(rt.group_resource, target.name, rt.group, rt.plural)
@@ -406,6 +433,7 @@ class ApiServer:
         except patch.PatchError as e:
             raise ApiError(e.code, e.reason, e.message) from None
         if target.subresource == "scale":
+            opts.tracked_subresource = "scale"
             patched = scale_to_replicas(rt, current, patched)
             obj = self.core.update(rt, ns, target.name, patched, opts)
             return _json(get_scale(rt, obj))
@@ -415,18 +443,39 @@ class ApiServer:
         obj = self.core.update(rt, ns, target.name, patched, opts, target.subresource)
         return self._respond(request, rt, obj, 200, opts.warnings)
 
+    def _write_options(self, request: web.Request, options_kind: str, apply: bool = False) -> WriteOptions:
+        """The write's options, with the fieldManager checked and the user agent kept to name
+        the writer in managedFields when there is no fieldManager."""
+        opts = self._options(request)
+        ssa.check_field_manager(opts.field_manager, options_kind, apply)
+        opts.user_agent = request.headers.get("User-Agent", "")
+        return opts
+
     def _apply(self, request: web.Request, target: Target, body: Any, opts: WriteOptions) -> web.Response:
-        """Server-side apply, first version: create if absent, else merge the applied configuration."""
+        """Server-side apply: merge the configuration into the object (created from nothing
+        if absent) with field ownership and conflicts (`netplane.api.ssa`)."""
         rt, ns = target.rt, target.namespace or ""
         if not isinstance(body, dict):
             raise errors.bad_request("the body of the request must be an object")
-        if self.core.store.get(rt, ns, target.name) is None:
-            body.setdefault("metadata", {})["name"] = target.name
-            obj = self.core.create(rt, ns, body, opts)
+        if not isinstance(body.get("metadata", {}), dict):
+            raise errors.bad_request(f'{rt.kind} in version "{rt.version}" cannot be handled as a '
+                                     f'{rt.kind}: metadata must be an object')
+        name = body.setdefault("metadata", {}).setdefault("name", target.name)
+        if name != target.name:
+            raise errors.bad_request(f"the name of the object ({name}) does not match the name on the URL "
+                                     f"({target.name})")
+        record = self.core.store.get(rt, ns, target.name)
+        opts.applied = True
+        if record is None:
+            if target.subresource:
+                raise errors.not_found(rt.group_resource, target.name, rt.group, rt.plural)
+            obj = ssa.apply_config(rt, None, body, opts.field_manager, opts.force)
+            obj = self.core.create(rt, ns, obj, opts)
             return self._respond(request, rt, obj, 201, opts.warnings)
-        current = self.core.get(rt, ns, target.name)
-        merged = patch.apply_merge_patch(current, body)
-        obj = self.core.update(rt, ns, target.name, merged, opts, target.subresource)
+        current = self.core.present(rt, decode(record.value))
+        obj = ssa.apply_config(rt, current, body, opts.field_manager, opts.force, target.subresource)
+        obj["metadata"]["resourceVersion"] = str(record.revision)
+        obj = self.core.update(rt, ns, target.name, obj, opts, target.subresource)
         return self._respond(request, rt, obj, 200, opts.warnings)
 
     async def _delete_options(self, request: web.Request) -> dict[str, Any]:

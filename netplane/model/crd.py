@@ -35,6 +35,9 @@ class Kind:
     printer_columns: tuple[PrinterColumn, ...] = ()
     description: str = ""
     extra_versions: tuple[str, ...] = field(default=())
+    # Empty means kind.lower(); set it where an interoperating project spells it otherwise
+    # (Kube-OVN's provider-networks use "provider-network").
+    singular: str = ""
 
     @property
     def crd_name(self) -> str:
@@ -100,7 +103,8 @@ def crd_manifest(kind: Kind) -> dict[str, Any]:
              **({"description": c.description} if c.description else {}),
              **({"priority": c.priority} if c.priority else {})}
             for c in kind.printer_columns]
-    names: dict[str, Any] = {"plural": kind.plural, "singular": kind.kind.lower(), "kind": kind.kind,
+    names: dict[str, Any] = {"plural": kind.plural, "singular": kind.singular or kind.kind.lower(),
+                             "kind": kind.kind,
                              "listKind": f"{kind.kind}List"}
     if kind.short_names:
         names["shortNames"] = list(kind.short_names)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from netplane.model.crd import Kind
+from netplane.model.kubeovn import KUBEOVN_KINDS
 from netplane.model.plugins import CLUSTER_PLUGIN
+from netplane.model.projects import PROJECT
 
-ALL_KINDS: tuple[Kind, ...] = (CLUSTER_PLUGIN,)
+ALL_KINDS: tuple[Kind, ...] = (CLUSTER_PLUGIN, PROJECT, *KUBEOVN_KINDS)

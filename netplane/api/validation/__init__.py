@@ -12,7 +12,7 @@ from typing import Any
 
 from netplane.api.errors import FieldError
 
-from . import apps, batch, cluster, config, discovery, formats, networking, pod, service
+from . import apps, batch, cluster, config, discovery, formats, networking, pod, rbac, service
 from .access import as_dict
 from .defaults import apply_defaults, default_service_ip_families
 from .meta import NameFn, validate_object_meta, validate_object_meta_update
@@ -24,13 +24,17 @@ SpecCheck = Callable[[Obj, Obj | None], list[FieldError]]
 
 # Cluster-scoped kinds; everything else is namespaced.
 _CLUSTER_SCOPED = {("", "Namespace"), ("", "Node"), ("networking.k8s.io", "IngressClass"),
-                   ("apiextensions.k8s.io", "CustomResourceDefinition")}
+                   ("apiextensions.k8s.io", "CustomResourceDefinition"),
+                   ("rbac.authorization.k8s.io", "ClusterRole"), ("rbac.authorization.k8s.io", "ClusterRoleBinding")}
 
 _NAME_RULES: dict[tuple[str, str], NameFn] = {
     ("", "Namespace"): formats.name_is_dns_label,
     ("", "Service"): formats.name_is_dns1035_label,
     # Pod hostnames are derived from StatefulSet names, hence a label rather than a subdomain.
     ("apps", "StatefulSet"): formats.name_is_dns_label,
+    # RBAC names only need to be URL path segments ("system:discovery", "netplane:platform-admin").
+    **{("rbac.authorization.k8s.io", kind): lambda name, _prefix: formats.path_segment_name(name)
+       for kind in ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")},
 }
 
 
@@ -98,6 +102,11 @@ _SPEC_RULES: dict[tuple[str, str], SpecCheck] = {
     ("networking.k8s.io", "Ingress"): lambda obj, old: networking.validate_ingress(obj, old is None),
     ("networking.k8s.io", "IngressClass"): networking.validate_ingress_class,
     ("networking.k8s.io", "NetworkPolicy"): _only(networking.validate_network_policy),
+    ("rbac.authorization.k8s.io", "Role"): lambda obj, _old: rbac.validate_role(obj, namespaced=True),
+    ("rbac.authorization.k8s.io", "ClusterRole"): lambda obj, _old: rbac.validate_role(obj, namespaced=False),
+    ("rbac.authorization.k8s.io", "RoleBinding"): lambda obj, old: rbac.validate_binding(obj, old, namespaced=True),
+    ("rbac.authorization.k8s.io", "ClusterRoleBinding"):
+        lambda obj, old: rbac.validate_binding(obj, old, namespaced=False),
 }
 
 

@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from . import rbac as _rbac
 from .access import as_dict, as_list, as_str, ensure
 
 Obj = dict[str, Any]
@@ -402,6 +403,8 @@ DEFAULTERS: dict[tuple[str, str], Callable[[Obj], None]] = {
     ("networking.k8s.io", "NetworkPolicy"): _default_network_policy,
     ("networking.k8s.io", "IngressClass"): _default_ingress_class,
     ("discovery.k8s.io", "EndpointSlice"): _default_endpoint_slice,
+    ("rbac.authorization.k8s.io", "RoleBinding"): _rbac.default_subjects,
+    ("rbac.authorization.k8s.io", "ClusterRoleBinding"): _rbac.default_subjects,
 }
 
 
