@@ -299,7 +299,8 @@ class Admission:
                 plural=names.get("plural", ""), namespaced=spec.get("scope") == "Namespaced",
                 short_names=tuple(names.get("shortNames") or ()), categories=tuple(names.get("categories") or ()),
                 subresources=tuple(s for s in ("status", "scale") if s in subs),
-                builtin=False, crd_version=copy.deepcopy(v), storage_version=storage))
+                builtin=False, crd_version=copy.deepcopy(v), storage_version=storage,
+                singular_name=names.get("singular", "")))
         self.registry.set_crd(meta(crd)["name"], types)
 
     def _establish(self, rt: ResourceType, crd: Obj) -> None:

@@ -22,10 +22,12 @@ class ResourceType:
     # Custom kinds only: the CRD's served-version data (schema, printer columns, scale paths).
     crd_version: dict | None = field(default=None, compare=False, hash=False)
     storage_version: str = ""
+    # A CRD may name its singular differently from its lower-cased kind (provider-network).
+    singular_name: str = ""
 
     @property
     def singular(self) -> str:
-        return self.kind.lower()
+        return self.singular_name or self.kind.lower()
 
     @property
     def api_version(self) -> str:

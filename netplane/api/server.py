@@ -7,7 +7,7 @@ import base64
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +41,8 @@ MAX_BODY = 3 * 1024 * 1024
 PUBLIC_PATHS = frozenset({"/version", "/healthz", "/livez", "/readyz"})
 BOOKMARK_INTERVAL = 5.0
 DEFAULT_WATCH_TIMEOUT = 1800.0
+MAX_WATCHES_PER_USER = 1000
+MAX_WATCHES = 20_000
 
 VERSION_INFO = {
     "major": "1", "minor": KUBERNETES_VERSION.split(".")[1], "gitVersion": KUBERNETES_VERSION + "+netplane",
@@ -120,6 +122,7 @@ class ApiServer:
         self.token = token
         self.server_address = server_address
         self.metrics = Metrics()
+        self._watches_by_user: dict[str, int] = {}
         # Without a data directory (in-process tests) only the admin token exists and nothing is audited.
         self.auth = auth or AuthGate(core, token)
         from netplane.api.openapi import OpenAPICache
@@ -523,8 +526,6 @@ class ApiServer:
     async def _watch(self, request: web.Request, target: Target) -> web.StreamResponse:
         rt = target.rt
         labels, fields = self._selectors(request, rt)
-        if target.name:
-            fields = fields  # a watch on one name comes as a field selector from kubectl
         rv_param = request.query.get("resourceVersion", "")
         try:
             from_rev = int(rv_param) if rv_param not in ("", "0") else 0
@@ -535,6 +536,31 @@ class ApiServer:
         bookmarks = request.query.get("allowWatchBookmarks") in ("true", "1")
         timeout_param = _int_param(request, "timeoutSeconds")
         timeout = float(timeout_param) if timeout_param is not None else DEFAULT_WATCH_TIMEOUT
+        admitted = request.get(ADMITTED)
+        user = admitted.user.name if admitted is not None else ""
+        with self._watch_slot(user):
+            return await self._stream_watch(request, target, labels, fields, from_rev, as_table, include,
+                                            bookmarks, timeout)
+
+    @contextlib.contextmanager
+    def _watch_slot(self, user: str) -> Iterator[None]:
+        """Hold one of the limited watch slots; a flood of watches from one user (or from all)
+        is answered 429 instead of starving everyone else of memory and file descriptors."""
+        held = self._watches_by_user.get(user, 0)
+        if held >= MAX_WATCHES_PER_USER or sum(self._watches_by_user.values()) >= MAX_WATCHES:
+            raise ApiError(429, "TooManyRequests", "Too many requests, please try again later.",
+                           {"retryAfterSeconds": 1})
+        self._watches_by_user[user] = held + 1
+        try:
+            yield
+        finally:
+            self._watches_by_user[user] -= 1
+            if not self._watches_by_user[user]:
+                del self._watches_by_user[user]
+
+    async def _stream_watch(self, request: web.Request, target: Target, labels: Any, fields: Any, from_rev: int,
+                            as_table: bool, include: str, bookmarks: bool, timeout: float) -> web.StreamResponse:
+        rt = target.rt
         response = web.StreamResponse(headers={"Content-Type": "application/json",
                                                "Transfer-Encoding": "chunked"})
         await response.prepare(request)

@@ -110,6 +110,7 @@ def test_get_subnets_shows_kube_ovns_columns(kubectl: Kubectl) -> None:
     ("subnet.spec.cidrBlock", "or an IPv4 and an IPv6 CIDR"),
     ("subnet.spec.v4blockSize", "Calico"),
     ("vlan.spec.id", "0-4095"),
+    ("provider-network.spec.defaultInterface", "must carry no other traffic"),
     ("provider-networks.spec.defaultInterface", "must carry no other traffic"),
     ("ippool.spec.ips", "first..last"),
 ])

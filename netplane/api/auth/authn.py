@@ -52,7 +52,8 @@ class Authenticator:
             return None
         scheme, _, token = authorization.partition(" ")
         token = token.strip()
-        if scheme.lower() != "bearer" or not token:
+        # Tokens are ASCII; anything else (e.g. latin-1 bytes aiohttp kept as surrogates) is garbage.
+        if scheme.lower() != "bearer" or not token or not token.isascii():
             raise Unauthenticated("invalid bearer token")
         if hmac.compare_digest(token.encode(), self._admin_token):
             return ADMIN
