@@ -25,6 +25,7 @@ from netplane.api.server import ApiServer
 from netplane.api.storage import ObjectStore
 from netplane.api.system import SystemControllers
 from netplane.controllers.supervisor import ControllerProcess
+from netplane.dataplane.streams import LocalStreamBackend
 from netplane.model import ALL_KINDS, crd_manifest
 from netplane.store import SqliteStore
 
@@ -120,7 +121,8 @@ async def serve(options: UpOptions) -> int:
     tls.verify_mode = ssl.CERT_OPTIONAL
     tls.load_verify_locations(pki / "ca.crt")
 
-    server = ApiServer(core, token, auth=AuthGate(core, token, options.data_dir))
+    server = ApiServer(core, token, auth=AuthGate(core, token, options.data_dir),
+                       streams=LocalStreamBackend(options.data_dir / "pods"))
     runner = web.AppRunner(server.app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
     await runner.setup()
     site = web.TCPSite(runner, options.bind, options.api_port, ssl_context=tls, backlog=1024)

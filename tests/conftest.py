@@ -1,4 +1,4 @@
-"""Shared fixtures: a running `netplane up`, and the kubectl binaries to drive it with."""
+"""Shared fixtures: a running `netplane up`, the kubectl binaries to drive it with, a namespace."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,3 +99,12 @@ class Kubectl:
 @pytest.fixture
 def kubectl(netplane: Netplane, kubectl_bin: Path, tmp_path: Path) -> Kubectl:
     return Kubectl(kubectl_bin, netplane.kubeconfig, tmp_path / "kube-cache")
+
+
+@pytest.fixture
+def ns(kubectl: Kubectl) -> Iterator[str]:
+    """A fresh namespace for one test, deleted (without waiting) afterwards."""
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    kubectl("create", "namespace", name)
+    yield name
+    kubectl.run("delete", "namespace", name, "--wait=false", check=False)

@@ -13,7 +13,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
-from netplane.api import errors
+from netplane.api import errors, gofmt
 from netplane.api.admission import Admission
 from netplane.api.errors import ApiError
 from netplane.api.objects import Obj, decode, meta, new_uid, now
@@ -268,10 +268,8 @@ class ApiCore:
         api_version, kind = obj.get("apiVersion"), obj.get("kind")
         for name, value in (("apiVersion", api_version), ("kind", kind)):
             if value is not None and not isinstance(value, str):
-                json_kind = "number" if isinstance(value, int | float) and not isinstance(value, bool) else \
-                    "bool" if isinstance(value, bool) else "array" if isinstance(value, list) else "object"
                 raise errors.bad_request("couldn't get version/kind; json parse error: json: cannot unmarshal "
-                                         f"{json_kind} into Go struct field .{name} of type string")
+                                         f"{gofmt.json_kind(value)} into Go struct field .{name} of type string")
         if kind and kind != rt.kind:
             raise errors.bad_request(f"the kind of the object ({kind}) does not match the kind on the "
                                      f"URL ({rt.kind})")

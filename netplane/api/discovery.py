@@ -26,8 +26,23 @@ def negotiate(accept: str) -> str | None:
     return None
 
 
-def _scale_kind() -> dict[str, str]:
-    return {"group": "autoscaling", "version": "v1", "kind": "Scale"}
+# Subresources whose request and response are another kind than their parent's, with their verbs.
+_SPECIAL_SUBRESOURCES: dict[str, tuple[dict[str, str], list[str]]] = {
+    "scale": ({"group": "autoscaling", "version": "v1", "kind": "Scale"}, ["get", "patch", "update"]),
+    "binding": ({"group": "", "version": "", "kind": "Binding"}, ["create"]),
+    "eviction": ({"group": "policy", "version": "v1", "kind": "Eviction"}, ["create"]),
+    "exec": ({"group": "", "version": "", "kind": "PodExecOptions"}, ["create", "get"]),
+    "attach": ({"group": "", "version": "", "kind": "PodAttachOptions"}, ["create", "get"]),
+    "portforward": ({"group": "", "version": "", "kind": "PodPortForwardOptions"}, ["create", "get"]),
+    "log": ({"group": "", "version": "", "kind": "Pod"}, ["get"]),
+}
+
+
+def _subresource(rt: ResourceType, sub: str) -> tuple[dict[str, str], list[str]]:
+    if sub in _SPECIAL_SUBRESOURCES:
+        return _SPECIAL_SUBRESOURCES[sub]
+    own = {"group": "", "version": "", "kind": rt.kind}
+    return own, ["update"] if sub == "finalize" else ["get", "patch", "update"]
 
 
 def _aggregated_resource(rt: ResourceType) -> dict[str, Any]:
@@ -43,13 +58,9 @@ def _aggregated_resource(rt: ResourceType) -> dict[str, Any]:
     if rt.categories:
         res["categories"] = list(rt.categories)
     subs = []
-    for sub in rt.subresources:
-        if sub == "finalize":
-            subs.append({"subresource": sub, "responseKind": {"group": "", "version": "", "kind": rt.kind},
-                         "verbs": ["update"]})
-            continue
-        kind = _scale_kind() if sub == "scale" else {"group": "", "version": "", "kind": rt.kind}
-        subs.append({"subresource": sub, "responseKind": kind, "verbs": ["get", "patch", "update"]})
+    for sub in (*rt.subresources, *rt.connect):
+        kind, verbs = _subresource(rt, sub)
+        subs.append({"subresource": sub, "responseKind": kind, "verbs": verbs})
     if subs:
         res["subresources"] = subs
     return res
@@ -106,12 +117,12 @@ def resource_list(registry: Registry, group: str, version: str) -> dict[str, Any
         if rt.categories:
             entry["categories"] = list(rt.categories)
         resources.append(entry)
-        for sub in rt.subresources:
+        for sub in (*rt.subresources, *rt.connect):
+            kind, verbs = _subresource(rt, sub)
             sub_entry: dict[str, Any] = {"name": f"{rt.plural}/{sub}", "singularName": "",
-                                         "namespaced": rt.namespaced, "kind": rt.kind,
-                                         "verbs": ["update"] if sub == "finalize" else ["get", "patch", "update"]}
-            if sub == "scale":
-                sub_entry.update(group="autoscaling", version="v1", kind="Scale")
+                                         "namespaced": rt.namespaced, "kind": kind["kind"], "verbs": verbs}
+            if kind["group"] or kind["version"]:
+                sub_entry.update(group=kind["group"], version=kind["version"])
             resources.append(sub_entry)
     gv = f"{group}/{version}" if group else version
     return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}

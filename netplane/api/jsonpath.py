@@ -12,12 +12,12 @@ printer cell into ``<none>`` on a real cluster.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
-from decimal import Decimal
 from functools import lru_cache
 from typing import Any
+
+from netplane.api.gofmt import format_float, json_marshal
 
 
 class JSONPathError(ValueError):
@@ -391,85 +391,9 @@ def to_text(value: Any) -> str:
     if value is None:
         return "<no value>"
     if isinstance(value, dict | list):
-        return go_json(value)
+        return json_marshal(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):
-        return go_float(value)
+        return format_float(value)
     return str(value)
-
-
-def _shortest(value: float) -> tuple[str, str, int]:
-    """Sign, shortest round-trip digits and decimal-point position of a finite, non-zero float."""
-    sign, digits_t, exponent = Decimal(repr(value)).normalize().as_tuple()
-    assert isinstance(exponent, int)
-    digits = "".join(str(d) for d in digits_t)
-    return ("-" if sign else ""), digits, len(digits) + exponent
-
-
-def _fixed(prefix: str, digits: str, point: int) -> str:
-    if point <= 0:
-        return f"{prefix}0.{'0' * -point}{digits}"
-    if point >= len(digits):
-        return prefix + digits + "0" * (point - len(digits))
-    return f"{prefix}{digits[:point]}.{digits[point:]}"
-
-
-def _exponent(prefix: str, digits: str, point: int, pad_negative: bool) -> str:
-    mantissa = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
-    exp10 = point - 1
-    width = 2 if exp10 >= 0 or pad_negative else 1
-    return f"{prefix}{mantissa}e{'-' if exp10 < 0 else '+'}{abs(exp10):0{width}d}"
-
-
-def _special(value: float) -> str | None:
-    if value != value:
-        return "NaN"
-    if value in (float("inf"), float("-inf")):
-        return "+Inf" if value > 0 else "-Inf"
-    if value == 0:
-        return "-0" if str(value).startswith("-") else "0"
-    return None
-
-
-def go_float(value: float) -> str:
-    """Go's ``%v`` for a float64: shortest digits, exponent form from 1e+06 up or below 1e-04."""
-    special = _special(value)
-    if special is not None:
-        return special
-    prefix, digits, point = _shortest(value)
-    if point - 1 < -4 or point - 1 >= 6:
-        return _exponent(prefix, digits, point, pad_negative=True)
-    return _fixed(prefix, digits, point)
-
-
-def _go_json_float(value: float) -> str:
-    # encoding/json switches to exponent form only outside [1e-6, 1e21) and trims "e-07" to "e-7".
-    if value == 0:
-        return "0" if not str(value).startswith("-") else "-0"
-    prefix, digits, point = _shortest(value)
-    if abs(value) < 1e-6 or abs(value) >= 1e21:
-        return _exponent(prefix, digits, point, pad_negative=False)
-    return _fixed(prefix, digits, point)
-
-
-def go_json(value: Any) -> str:
-    """Compact JSON as Go's encoding/json writes it: sorted keys, HTML-safe escapes."""
-    if isinstance(value, dict):
-        items = (f"{_go_string(str(k))}:{go_json(v)}" for k, v in sorted(value.items()))
-        return "{" + ",".join(items) + "}"
-    if isinstance(value, list):
-        return "[" + ",".join(go_json(v) for v in value) + "]"
-    if isinstance(value, str):
-        return _go_string(value)
-    if isinstance(value, float):
-        return _go_json_float(value)
-    return json.dumps(value)
-
-
-def _go_string(text: str) -> str:
-    encoded = json.dumps(text, ensure_ascii=False)
-    for raw, escaped in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"),
-                         ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
-        encoded = encoded.replace(raw, escaped)
-    return encoded

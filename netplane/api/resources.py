@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 VERBS_ALL = ("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")
@@ -24,6 +25,9 @@ class ResourceType:
     storage_version: str = ""
     # A CRD may name its singular differently from its lower-cased kind (provider-network).
     singular_name: str = ""
+    # Subresources that stream (exec, log, …): served by netplane.api.streaming, not stored, and
+    # not listed in discovery, which has no verbs for them yet.
+    connect: tuple[str, ...] = ()
 
     @property
     def singular(self) -> str:
@@ -58,7 +62,8 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
     _rt("", "Namespace", "namespaces", False, ("ns",), subs=("status", "finalize"),
         verbs=("create", "delete", "get", "list", "patch", "update", "watch")),
     _rt("", "Node", "nodes", False, ("no",), subs=("status",)),
-    _rt("", "Pod", "pods", True, ("po",), ("all",), subs=("status",)),
+    dataclasses.replace(_rt("", "Pod", "pods", True, ("po",), ("all",), subs=("status", "binding", "eviction")),
+                        connect=("exec", "attach", "log", "portforward")),
     _rt("", "Service", "services", True, ("svc",), ("all",), subs=("status",),
         verbs=("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch")),
     _rt("", "Endpoints", "endpoints", True, ("ep",)),

@@ -18,7 +18,7 @@ from multidict import CIMultiDict
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from netplane import KUBERNETES_VERSION
-from netplane.api import discovery, errors, patch, protobuf, schemacheck, schemas, tables
+from netplane.api import discovery, errors, patch, podactions, protobuf, schemacheck, schemas, tables
 from netplane.api.auth import reviews
 from netplane.api.auth.gate import ADMITTED, AuthGate
 from netplane.api.core import ApiCore, WriteOptions
@@ -28,7 +28,9 @@ from netplane.api.resources import ResourceType
 from netplane.api.selectors import parse_field_selector, parse_label_selector
 from netplane.api.ssa import api as ssa
 from netplane.api.storage import matches
+from netplane.api.streaming import StreamingApi
 from netplane.api.subresources import get_scale, scale_to_replicas
+from netplane.dataplane.streams import StreamBackend
 from netplane.store import Compacted, Event
 
 log = logging.getLogger(__name__)
@@ -117,7 +119,7 @@ class Metrics:
 
 class ApiServer:
     def __init__(self, core: ApiCore, token: str, server_address: str = "127.0.0.1:6443",
-                 auth: AuthGate | None = None):
+                 auth: AuthGate | None = None, streams: StreamBackend | None = None):
         self.core = core
         self.token = token
         self.server_address = server_address
@@ -125,6 +127,8 @@ class ApiServer:
         self._watches_by_user: dict[str, int] = {}
         # Without a data directory (in-process tests) only the admin token exists and nothing is audited.
         self.auth = auth or AuthGate(core, token)
+        # exec, attach, log and portforward, relayed to the node side (none: answered 503).
+        self.streaming = StreamingApi(core, self.auth, streams)
         from netplane.api.openapi import OpenAPICache
 
         self.openapi = OpenAPICache(core.registry)
@@ -254,6 +258,11 @@ class ApiServer:
         target = self._target(group, version, rest)
         if target is None:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        if target.subresource and target.subresource in target.rt.connect:
+            request[RESOURCE] = f"{target.rt.plural}/{target.subresource}"
+            request[VERB] = "CONNECT"
+            return await self.streaming.serve(request, target.rt, target.namespace or "", target.name,
+                                              target.subresource)
         if target.subresource and target.subresource not in target.rt.subresources:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         request[RESOURCE] = target.rt.plural
@@ -263,6 +272,8 @@ class ApiServer:
             if method != "POST" or target.name:
                 raise errors.method_not_allowed("the server does not allow this method on the requested resource")
             return _json(self.auth.review(request, target.rt, await self._body(request)), 201)
+        if target.subresource in ("binding", "eviction") and method != "POST":
+            raise errors.method_not_allowed("the server does not allow this method on the requested resource")
         if method == "GET":
             if target.name:
                 request[VERB] = "GET"
@@ -275,6 +286,13 @@ class ApiServer:
         if not target.name and method != "POST" and method != "DELETE":
             raise errors.method_not_allowed("the server does not allow this method on the requested resource")
         request[VERB] = method
+        if method == "POST" and target.subresource in ("binding", "eviction"):
+            body = await self._body(request)
+            ns = target.namespace or ""
+            if target.subresource == "binding":
+                return _json(podactions.bind(self.core, target.rt, ns, target.name, body,
+                                             self._write_options(request, "CreateOptions")), 201)
+            return _json(podactions.evict(self.core, target.rt, ns, target.name, body), 201)
         if method == "POST":
             return await self._create(request, target)
         if method == "PUT":

@@ -510,6 +510,17 @@ class IPAM:
                 out.append(FamilyUsage(version, using, zone.candidates.count - zone.used))
         return out
 
+    def usage_ranges(self, subnet: str) -> dict[int, tuple[str, str]]:
+        """Per family, the addresses in use and the ones still allocatable, in Kube-OVN's
+        range-list notation (`10.16.0.2-10.16.0.9,10.16.0.20`), for the Subnet status."""
+        sub = self._subnet(subnet)
+        out: dict[int, tuple[str, str]] = {}
+        for version, family in sub.families.items():
+            using = RangeSet((v, v) for v in family.owners)
+            available = family.layout.usable.subtract(family.layout.reserved).subtract(using)
+            out[version] = (using.format(version).replace("..", "-"), available.format(version).replace("..", "-"))
+        return out
+
     def has_room(self, subnet: str, family: str = "") -> bool:
         """Whether a random allocation (no pool) in this subnet can succeed."""
         sub = self._subnet(subnet)

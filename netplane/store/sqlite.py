@@ -108,35 +108,29 @@ class SqliteStore:
     def create(self, key: str, build: ValueBuilder) -> Record:
         if self.get(key) is not None:
             raise KeyExists(key)
-        rev = self.revision + 1
-        value, attrs = build(rev)
-        self._append(rev, key, created=True, deleted=False, create_rev=rev, prev_rev=0, value=value)
-        record = Record(key, rev, rev, value, attrs)
-        self._put(record)
-        self._notify(Event("ADDED", record, None))
-        return record
+        return self._write(key, build, None, deleted=False)
 
     def update(self, key: str, expected_revision: int, build: ValueBuilder) -> Record:
-        current = self._current(key, expected_revision)
-        rev = self.revision + 1
-        value, attrs = build(rev)
-        self._append(rev, key, created=False, deleted=False, create_rev=current.create_revision,
-                     prev_rev=current.revision, value=value)
-        record = Record(key, rev, current.create_revision, value, attrs)
-        self._put(record)
-        self._notify(Event("MODIFIED", record, current))
-        return record
+        return self._write(key, build, self._current(key, expected_revision), deleted=False)
 
     def delete(self, key: str, expected_revision: int, build: ValueBuilder) -> Record:
         """Delete ``key``; the tombstone carries the object as last seen, at the new revision."""
-        current = self._current(key, expected_revision)
+        return self._write(key, build, self._current(key, expected_revision), deleted=True)
+
+    def _write(self, key: str, build: ValueBuilder, current: Record | None, *, deleted: bool) -> Record:
+        """Append the next revision of ``key`` (``current`` None for a create), apply it, tell the watchers."""
         rev = self.revision + 1
         value, attrs = build(rev)
-        self._append(rev, key, created=False, deleted=True, create_rev=current.create_revision,
-                     prev_rev=current.revision, value=value)
-        del self._buckets[_bucket(key)][key]
-        record = Record(key, rev, current.create_revision, value, attrs)
-        self._notify(Event("DELETED", record, current))
+        create_rev = current.create_revision if current is not None else rev
+        self._append(rev, key, created=current is None, deleted=deleted, create_rev=create_rev,
+                     prev_rev=current.revision if current is not None else 0, value=value)
+        record = Record(key, rev, create_rev, value, attrs)
+        if deleted:
+            del self._buckets[_bucket(key)][key]
+        else:
+            self._put(record)
+        kind: EventType = "DELETED" if deleted else "ADDED" if current is None else "MODIFIED"
+        self._notify(Event(kind, record, current))
         return record
 
     def _current(self, key: str, expected_revision: int) -> Record:

@@ -18,13 +18,6 @@ pytestmark = pytest.mark.e2e
 MANIFESTS = Path(__file__).parent / "manifests"
 
 
-@pytest.fixture
-def ns(kubectl: Kubectl) -> str:
-    name = f"t-{uuid.uuid4().hex[:8]}"
-    kubectl("create", "namespace", name)
-    return name
-
-
 def test_create_namespace_deployment_configmap_secret(kubectl: Kubectl, ns: str) -> None:
     # kubectl create sends protobuf bodies for these.
     assert kubectl("create", "deployment", "web", "--image=nginx:1.27", "--replicas=2", "-n", ns).strip() == \

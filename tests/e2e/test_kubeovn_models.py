@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from pathlib import Path
 
@@ -31,6 +32,17 @@ def _unique(text: str, suffix: str) -> str:
     return yaml.safe_dump_all(docs)
 
 
+def _reconciled(kubectl: Kubectl, name: str) -> dict:
+    """The Subnet once the IPAM controller has normalised it and reported in its status."""
+    deadline = time.monotonic() + 30
+    while True:
+        subnet: dict = json.loads(kubectl("get", "subnet", name, "-o", "json"))
+        if subnet["spec"].get("vpc") and (subnet.get("status") or {}).get("conditions"):
+            return subnet
+        assert time.monotonic() < deadline, f"subnet {name} was not reconciled"
+        time.sleep(0.2)
+
+
 def test_kinds_are_discoverable_cluster_scoped(kubectl: Kubectl) -> None:
     rows = kubectl("api-resources", "--api-group=kubeovn.io", "--no-headers").splitlines()
     table = {row.split()[0]: row.split() for row in rows}
@@ -48,13 +60,13 @@ def test_underlay_network_in_the_guides_order(kubectl: Kubectl) -> None:
     out = kubectl("apply", "-f", "-", input=manifest)
     assert out.count(" created") == 3, out
     try:
-        subnet = json.loads(kubectl("get", "subnet", f"test-underlay-network-{suffix}", "-o", "json"))
-        # As written (protocol Dual with an IPv4-only CIDR is the controller's to normalise and report),
-        # plus Kube-OVN's defaults.
-        assert subnet["spec"]["protocol"] == "Dual"
+        subnet = _reconciled(kubectl, f"test-underlay-network-{suffix}")
+        # As the IPAM controller normalises it (protocol derived from the IPv4-only CIDR, the gateway
+        # added to excludeIps, as Kube-OVN's formatSubnet does), plus Kube-OVN's defaults.
+        assert subnet["spec"]["protocol"] == "IPv4"
         assert subnet["spec"]["cidrBlock"] == "11.1.0.0/23"
         assert subnet["spec"]["vlan"] == f"test-vlan-{suffix}"
-        assert subnet["spec"]["excludeIps"] == ["11.1.0.3"]
+        assert subnet["spec"]["excludeIps"] == ["11.1.0.1", "11.1.0.3"]
         assert subnet["spec"]["allowSubnets"] == []
         assert subnet["spec"]["provider"] == "ovn"
         assert subnet["spec"]["natOutgoing"] is False
@@ -64,7 +76,8 @@ def test_underlay_network_in_the_guides_order(kubectl: Kubectl) -> None:
         pns = kubectl("get", "pn", f"test-provider-network-{suffix}").splitlines()
         assert pns[0].split() == ["NAME", "DEFAULTINTERFACE", "READY"]
         assert pns[1].split() == [f"test-provider-network-{suffix}", "eth1"]
-        assert kubectl("apply", "-f", "-", input=manifest).count(" unchanged") == 3
+        again = kubectl("apply", "-f", "-", input=manifest)  # puts back what the controller rewrote
+        assert again.count(" unchanged") == 2 and f"test-underlay-network-{suffix} configured" in again
     finally:
         kubectl("delete", "-f", "-", input=manifest)
     gone = kubectl.run("get", "subnet", f"test-underlay-network-{suffix}", check=False)
@@ -76,12 +89,13 @@ def test_get_subnets_shows_kube_ovns_columns(kubectl: Kubectl) -> None:
     manifest = _unique((EXAMPLES / "test-overlay-subnet.yaml").read_text(), suffix)
     kubectl("apply", "-f", "-", input=manifest)
     try:
+        _reconciled(kubectl, f"test-overlay-subnet-{suffix}")
         lines = kubectl("get", "subnets", f"test-overlay-subnet-{suffix}").splitlines()
         assert lines[0].split() == [
             "NAME", "PROVIDER", "VPC", "VLAN", "PROTOCOL", "CIDR", "PRIVATE", "NAT", "DEFAULT", "GATEWAYTYPE",
             "V4USED", "V4AVAILABLE", "V6USED", "V6AVAILABLE", "EXCLUDEIPS", "U2OINTERCONNECTIONIP"]
         assert lines[1].split()[0] == f"test-overlay-subnet-{suffix}"
-        # Columns without a value (no vpc, no vlan, no status yet) are blank, so read by position
+        # Columns without a value (no vlan, no U2O address) are blank, so read by position
         # from the header's offsets.
         header = lines[0]
 
@@ -92,14 +106,15 @@ def test_get_subnets_shows_kube_ovns_columns(kubectl: Kubectl) -> None:
             return lines[1][start:end].strip()
 
         assert cell("PROVIDER") == "ovn"
-        assert cell("VPC") == ""
-        assert cell("PROTOCOL") == "Dual"
+        assert cell("VPC") == "ovn-cluster"
+        assert cell("PROTOCOL") == "IPv4"
         assert cell("CIDR") == "10.1.0.0/23"
         assert cell("PRIVATE") == "false"
         assert cell("NAT") == "true"
         assert cell("DEFAULT") == "false"
         assert cell("GATEWAYTYPE") == "distributed"
-        assert cell("EXCLUDEIPS") == '["10.1.1.2"]'
+        assert cell("EXCLUDEIPS") == '["10.1.0.1","10.1.1.2"]'
+        assert (cell("V4USED"), cell("V4AVAILABLE")) == ("0", "508")
         wide = kubectl("get", "subnet", f"test-overlay-subnet-{suffix}", "-o", "wide").splitlines()[0].split()
         assert wide[:3] == ["NAME", "PROVIDER", "VPC"]
     finally:

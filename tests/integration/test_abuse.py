@@ -14,7 +14,7 @@ from netplane.api import server as server_module
 from netplane.api.server import ApiServer
 from netplane.apiserver_main import UpOptions, build
 from tests.conftest import Netplane
-from tests.integration.test_lifecycle import Client
+from tests.helpers import Client
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import ROOT, start_netplane
-from tests.integration.test_lifecycle import Client
+from tests.helpers import Client
 
 pytestmark = pytest.mark.integration
 

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
-import json
 import signal
-import ssl
 import subprocess
 import sys
 import threading
@@ -16,42 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from tests.conftest import ROOT, Netplane, start_netplane
+from tests.helpers import Client
 
 pytestmark = pytest.mark.integration
-
-
-class Client:
-    """A minimal HTTPS client that trusts the cluster CA and sends the admin token."""
-
-    def __init__(self, instance: Netplane):
-        config = yaml.safe_load(instance.kubeconfig.read_text())
-        import base64
-
-        ca = base64.b64decode(config["clusters"][0]["cluster"]["certificate-authority-data"]).decode()
-        self.context = ssl.create_default_context(cadata=ca)
-        self.server = config["clusters"][0]["cluster"]["server"]
-        self.token = config["users"][0]["user"]["token"]
-
-    def request(self, method: str, path: str, body: Any = None, token: str | None = "default",
-                content_type: str = "application/json") -> tuple[int, Any]:
-        headers = {"Content-Type": content_type, "Accept": "application/json"}
-        if token:
-            headers["Authorization"] = f"Bearer {self.token if token == 'default' else token}"
-        data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(self.server + path, data=data, method=method, headers=headers)
-        try:
-            with urllib.request.urlopen(req, context=self.context, timeout=30) as resp:
-                raw = resp.read()
-                status = resp.status
-        except urllib.error.HTTPError as e:
-            raw, status = e.read(), e.code
-        try:
-            return status, json.loads(raw)
-        except ValueError:
-            return status, raw.decode()
 
 
 def _configmap(name: str, value: str) -> dict[str, Any]:

@@ -12,8 +12,9 @@ from typing import Any
 import jsonpatch
 import jsonpointer
 
+from netplane.api.gofmt import format_v, json_kind
 from netplane.api.patch._values import clone
-from netplane.api.patch.errors import PatchError, go_repr, json_kind
+from netplane.api.patch.errors import PatchError
 
 # The API server refuses larger patches outright, to bound the work one request can cause.
 MAX_OPERATIONS = 10000
@@ -56,7 +57,7 @@ def _decode(ops: object) -> list[dict[str, Any]]:
 def _apply_one(doc: Any, op: dict[str, Any]) -> Any:
     kind = op.get("op", "unknown")
     if kind not in _KINDS:
-        raise PatchError(f"Unexpected kind: {go_repr(kind)}")
+        raise PatchError(f"Unexpected kind: {format_v(kind)}")
     _check_members(kind, op)
     try:
         # atomic: a failed operation (a move half done, say) must not leave the document changed,

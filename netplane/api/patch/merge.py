@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from netplane.api.gofmt import json_kind
 from netplane.api.patch._values import clone
-from netplane.api.patch.errors import PatchError, json_kind
+from netplane.api.patch.errors import PatchError
 
 
 def apply_merge_patch(original: dict[str, Any], patch: object) -> dict[str, Any]:

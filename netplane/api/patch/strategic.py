@@ -19,10 +19,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from netplane.api.gofmt import format_t, format_v, json_kind
 from netplane.api.patch._meta import FieldMeta, Schema, field_meta, resolve_schema
 from netplane.api.patch._order import arrange, identity, position
-from netplane.api.patch._values import clone, kind, same
-from netplane.api.patch.errors import PatchError, go_repr, go_type
+from netplane.api.patch._values import clone, same
+from netplane.api.patch.errors import PatchError
 
 PATCH = "$patch"
 RETAIN_KEYS = "$retainKeys"
@@ -61,7 +62,7 @@ def _merge_map(original: JSONMap, patch: JSONMap, schema: Schema | None) -> JSON
         if directive == "delete":
             return {}
         if directive != "merge":  # merge is what happens anyway
-            raise PatchError(f"unknown patch type: {go_repr(directive)} in map: {go_repr(patch)}")
+            raise PatchError(f"unknown patch type: {format_v(directive)} in map: {format_v(patch)}")
     _retain_keys(original, patch)
     _set_element_orders(original, patch, schema)
     for key, value in patch.items():
@@ -94,7 +95,7 @@ def _merge_key(original: JSONMap, key: str, value: Any, schema: Schema | None) -
     if value is None:
         original.pop(name, None)
         return
-    if name not in original or kind(original[name]) != kind(value):
+    if name not in original or json_kind(original[name]) != json_kind(value):
         if not deleting:  # there is nothing to delete from
             _store(original, name, _clean(value))
         return
@@ -139,7 +140,7 @@ def _merge_list_field(current: list[Any], value: list[Any], meta: FieldMeta,
     if not current and not value:
         return current
     element_kind = _element_kind(current, value)
-    if element_kind != "map":
+    if element_kind != "object":
         return _merge_scalars(current, value, deleting)
     if deleting:
         raise PatchError(_BAD_PRIMITIVE_LIST, 400)
@@ -149,11 +150,11 @@ def _merge_list_field(current: list[Any], value: list[Any], meta: FieldMeta,
 
 
 def _element_kind(*lists: list[Any]) -> str:
-    kinds = {kind(item) for items in lists for item in items}
-    if "list" in kinds:
+    kinds = {json_kind(item) for items in lists for item in items}
+    if "array" in kinds:
         raise PatchError("lists of lists are not supported", 422)
     if len(kinds) > 1:
-        raise PatchError(f"list element types are not identical: {go_repr(list(lists))}")
+        raise PatchError(f"list element types are not identical: {format_v(list(lists))}")
     return kinds.pop()
 
 
@@ -201,7 +202,7 @@ def _list_directives(current: list[Any], value: list[Any], merge_key: str) -> tu
         elif directive == "merge":
             raise PatchError("merging lists cannot yet be specified in the patch")
         else:
-            raise PatchError(f"unknown patch type: {go_repr(directive)} in map: {go_repr(element)}")
+            raise PatchError(f"unknown patch type: {format_v(directive)} in map: {format_v(element)}")
     if replace:
         return [_clean(e) for e in elements], []
     return current, elements
@@ -209,7 +210,7 @@ def _list_directives(current: list[Any], value: list[Any], merge_key: str) -> tu
 
 def _require_merge_key(element: JSONMap, merge_key: str) -> None:
     if merge_key not in element:
-        raise PatchError(f"map: {go_repr(element)} does not contain declared merge key: {merge_key}")
+        raise PatchError(f"map: {format_v(element)} does not contain declared merge key: {merge_key}")
 
 
 # --- $setElementOrder -----------------------------------------------------------------------------------
@@ -248,7 +249,7 @@ def _order_list(original: JSONMap, patch: JSONMap, name: str, order: list[Any], 
 def _list_or_none(value: Any) -> list[Any] | None:
     if value is None or isinstance(value, list):
         return value
-    raise PatchError(f"expected a []interface {{}}, but received a {go_type(value)}")
+    raise PatchError(f"expected a []interface {{}}, but received a {format_t(value)}")
 
 
 def _validate_order(elements: list[Any], order: list[Any], merge_key: str) -> None:
@@ -256,7 +257,7 @@ def _validate_order(elements: list[Any], order: list[Any], merge_key: str) -> No
     if merge_key:
         for named in order:
             if not isinstance(named, dict) or merge_key not in named:
-                raise PatchError(f"map: {go_repr(named)} does not contain declared merge key: {merge_key}")
+                raise PatchError(f"map: {format_v(named)} does not contain declared merge key: {merge_key}")
         # Deleted elements are gone from the result, so the order need not name them.
         elements = [e for e in elements if not (isinstance(e, dict) and e.get(PATCH) == "delete")]
     if not elements or not order:
@@ -272,8 +273,8 @@ def _validate_order(elements: list[Any], order: list[Any], merge_key: str) -> No
             i += 1
         j += 1
     if i < len(elements):
-        raise PatchError(f"The order in patch list:\n{go_repr(elements)}\n doesn't match "
-                         f"{SET_ELEMENT_ORDER} list:\n{go_repr(order)}\n")
+        raise PatchError(f"The order in patch list:\n{format_v(elements)}\n doesn't match "
+                         f"{SET_ELEMENT_ORDER} list:\n{format_v(order)}\n")
 
 
 # --- cleaning values that have nothing to merge with ----------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from netplane.api.errors import FieldError
-from netplane.api.schemacheck.render import go_quote, go_value
+from netplane.api.gofmt import error_body_value, quote
 
 # Go prints a nil *field.Path as "<nil>": errors about the whole object carry it.
 ROOT = "<nil>"
@@ -24,7 +24,7 @@ OMIT = Omit()
 
 
 def _body(kind: str, value: Any, detail: str) -> str:
-    text = kind if isinstance(value, Omit) else f"{kind}: {go_value(value)}"
+    text = kind if isinstance(value, Omit) else f"{kind}: {error_body_value(value)}"
     return f"{text}: {detail}" if detail else text
 
 
@@ -49,7 +49,7 @@ def duplicate(field: str, value: Any) -> FieldError:
 
 
 def not_supported(field: str, value: Any, supported: list[str]) -> FieldError:
-    detail = "supported values: " + ", ".join(go_quote(s) for s in supported) if supported else ""
+    detail = "supported values: " + ", ".join(quote(s) for s in supported) if supported else ""
     return FieldError("FieldValueNotSupported", field, _body("Unsupported value", value, detail))
 
 

@@ -23,6 +23,7 @@ from celpy.celparser import CELParseError
 from celpy.evaluation import CELEvalError, base_functions
 
 from netplane.api.errors import FieldError
+from netplane.api.gofmt import quote
 from netplane.api.schemacheck import causes
 from netplane.api.schemacheck.celfuncs import EXTENSIONS
 from netplane.api.schemacheck.jsonvalues import canonical
@@ -284,12 +285,12 @@ def _rule_invalid(field: str, entry: dict[str, Any], detail: str) -> FieldError:
     """field.Invalid with the rule itself as bad value, printed as Go's ``%#v`` prints it."""
 
     def text(key: str) -> str:
-        return json.dumps(str(entry.get(key) or ""))
+        return quote(str(entry.get(key) or ""))
 
     reason = (
         "(*apiextensions.FieldValueErrorReason)(nil)"
         if entry.get("reason") is None
-        else f"(*apiextensions.FieldValueErrorReason)({json.dumps(entry['reason'])})"
+        else f"(*apiextensions.FieldValueErrorReason)({quote(str(entry['reason']))})"
     )
     optional = (
         "(*bool)(nil)"

@@ -7,9 +7,9 @@ import re
 from typing import Any
 
 from netplane.api.errors import FieldError
+from netplane.api.gofmt import quote
 from netplane.api.schemacheck import causes
 from netplane.api.schemacheck.crdschema import version_schema_errors
-from netplane.api.schemacheck.render import go_quote
 
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -81,7 +81,7 @@ def _go_versions(versions: list[Any]) -> str:
         v = v if isinstance(v, dict) else {}
         shown.append(
             "apiextensions.CustomResourceDefinitionVersion{"
-            f"Name:{go_quote(str(v.get('name', '')))}, Served:{str(bool(v.get('served'))).lower()}, "
+            f"Name:{quote(str(v.get('name', '')))}, Served:{str(bool(v.get('served'))).lower()}, "
             f"Storage:{str(bool(v.get('storage'))).lower()}, "
             f"Deprecated:{str(bool(v.get('deprecated'))).lower()}, ...}}"
         )

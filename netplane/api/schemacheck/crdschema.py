@@ -215,6 +215,12 @@ def _openapi(
     return errs, rule_errs
 
 
+def _type_for_extension(stype: Any, wanted: str, extension: str, path: str) -> FieldError:
+    """The schema's ``type`` is missing or wrong for an extension that needs ``wanted``."""
+    detail = f"must be {wanted} if {extension} is specified"
+    return causes.invalid(f"{path}.type", stype, detail) if stype else causes.required(f"{path}.type", detail)
+
+
 def _extension_errors(s: Schema, path: str) -> list[FieldError]:
     errs: list[FieldError] = []
     stype = s.get("type", "")
@@ -224,27 +230,13 @@ def _extension_errors(s: Schema, path: str) -> list[FieldError]:
         )
     map_type = s.get("x-kubernetes-map-type")
     if map_type is not None and stype != "object":
-        if not stype:
-            errs.append(
-                causes.required(f"{path}.type", "must be object if x-kubernetes-map-type is specified")
-            )
-        else:
-            errs.append(
-                causes.invalid(f"{path}.type", stype, "must be object if x-kubernetes-map-type is specified")
-            )
+        errs.append(_type_for_extension(stype, "object", "x-kubernetes-map-type", path))
     if map_type is not None and map_type not in ("atomic", "granular"):
         errs.append(causes.not_supported(f"{path}.x-kubernetes-map-type", map_type, ["atomic", "granular"]))
     list_type = s.get("x-kubernetes-list-type")
     items = s.get("items") if isinstance(s.get("items"), dict) else None
     if list_type is not None and stype != "array":
-        if not stype:
-            errs.append(
-                causes.required(f"{path}.type", "must be array if x-kubernetes-list-type is specified")
-            )
-        else:
-            errs.append(
-                causes.invalid(f"{path}.type", stype, "must be array if x-kubernetes-list-type is specified")
-            )
+        errs.append(_type_for_extension(stype, "array", "x-kubernetes-list-type", path))
     elif list_type == "set" and items is not None:
         if items.get("type") == "array" and items.get("x-kubernetes-list-type") not in (None, "atomic"):
             errs.append(

@@ -9,17 +9,16 @@ the nil root path, printed ``<nil>``.
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any
 
 import re2
 
 from netplane.api.errors import FieldError
+from netplane.api.gofmt import format_float, json_marshal, openapi_type_name, quote
 from netplane.api.schemacheck import causes
 from netplane.api.schemacheck.formats import effective_format, string_format_ok
 from netplane.api.schemacheck.jsonvalues import MISSING, canonical, json_equal, numeric_equal
-from netplane.api.schemacheck.render import go_float, go_number, go_quote, go_type_name
 
 Schema = dict[str, Any]
 
@@ -93,7 +92,7 @@ class _Walker:
             if fmt and not string_format_ok(fmt, value):
                 errs.append(
                     causes.type_invalid(
-                        self._field(path), value, f"{path} in body must be of type {fmt}: {go_quote(value)}"
+                        self._field(path), value, f"{path} in body must be of type {fmt}: {quote(value)}"
                     )
                 )
         if _is_number(value):
@@ -107,11 +106,11 @@ class _Walker:
 
     def _type_error(self, path: str, expected: str, got: str) -> FieldError:
         return causes.type_invalid(
-            self._field(path), got, f"{path} in body must be of type {expected}: {go_quote(got)}"
+            self._field(path), got, f"{path} in body must be of type {expected}: {quote(got)}"
         )
 
     def _type(self, value: Any, types: list[str], fmt: str, path: str) -> list[FieldError]:
-        actual = go_type_name(value)
+        actual = openapi_type_name(value)
         actual_format = "int64" if actual == "integer" else ("float64" if actual == "number" else "")
         float_int = actual == "number" and float(value).is_integer() and "integer" in types
         int_float = actual == "integer" and "number" in types
@@ -126,7 +125,7 @@ class _Walker:
 
     def _junctors(self, value: Any, s: Schema, path: str) -> list[FieldError]:
         errs: list[FieldError] = []
-        quoted = go_quote(path)
+        quoted = quote(path)
         if s.get("anyOf"):
             results = [self.check(value, sub, path, MISSING) for sub in s["anyOf"]]
             if not any(not r for r in results):
@@ -222,7 +221,7 @@ class _Walker:
                     word = "less than" if exclusive else "less than or equal to"
                 else:
                     word = "greater than" if exclusive else "greater than or equal to"
-                shown = str(limit) if isinstance(limit, int) else go_float(limit)
+                shown = str(limit) if isinstance(limit, int) else format_float(limit)
                 errs.append(
                     causes.invalid(self._field(path), value, f"{path} in body should be {word} {shown}")
                 )
@@ -279,14 +278,14 @@ class _Walker:
                 causes.invalid(
                     self._field(path),
                     f_float,
-                    f"factor MultipleOf declared for {path} must be positive: {go_float(f_float)}",
+                    f"factor MultipleOf declared for {path} must be positive: {format_float(f_float)}",
                 ),
             ]
         mult = (1 / f_float * value) if f_float < 1 else (value / f_float)
         if not (math.isfinite(mult) and float(mult).is_integer()):
             errs.append(
                 causes.invalid(
-                    self._field(path), value, f"{path} in body should be a multiple of {go_float(f_float)}"
+                    self._field(path), value, f"{path} in body should be a multiple of {format_float(f_float)}"
                 )
             )
         return errs
@@ -323,7 +322,7 @@ class _Walker:
             return []
         if value is None and any(e is None for e in enum):
             return []
-        supported = [e if isinstance(e, str) else _go_json(e) for e in enum]
+        supported = [e if isinstance(e, str) else json_marshal(e) for e in enum]
         return [causes.not_supported(self._field(path), value, supported)]
 
     def _object(self, value: dict[str, Any], s: Schema, path: str, old: Any) -> list[FieldError]:
@@ -390,11 +389,4 @@ def _correlate_items(value: list[Any], s: Schema, old: Any) -> list[Any]:
     return [MISSING] * len(value)
 
 
-def _go_json(value: Any) -> str:
-    """json.Marshal of a decoded value, for enum members that are not strings."""
-    if isinstance(value, float) and value.is_integer() and abs(value) < 1e21:
-        return str(int(value))
-    return json.dumps(value, separators=(",", ":"), sort_keys=True)
-
-
-__all__ = ["go_number", "validate_values"]
+__all__ = ["validate_values"]

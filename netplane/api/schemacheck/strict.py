@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from netplane.api import schemas
-from netplane.api.schemacheck.render import go_quote
+from netplane.api.gofmt import json_kind, quote
 
 Schema = dict[str, Any]
 
@@ -122,16 +122,9 @@ def _go_type(schema: Schema, name: str | None) -> str:
 
 
 def _json_kind(value: Any, with_literal: bool = False) -> str:
-    """The ``Value`` of Go's UnmarshalTypeError for a JSON value."""
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int | float):
-        return f"number {value!r}" if with_literal else "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object"
+    """The ``Value`` of Go's UnmarshalTypeError for a JSON value (a number with its literal, if asked)."""
+    kind = json_kind(value)
+    return f"{kind} {value!r}" if with_literal and kind == "number" else kind
 
 
 def _type_error(ctx: _Context, value_kind: str, go_type: str) -> str:
@@ -248,7 +241,7 @@ def _custom_unmarshal(value: Any, name: str, type_errors: list[str]) -> bool:
         if not isinstance(value, str):
             type_errors.append(f"json: cannot unmarshal {_json_kind(value)} into Go value of type string")
         elif value and not _RFC3339_RE.match(value):
-            quoted = go_quote(value)
+            quoted = quote(value)
             type_errors.append(
                 f'parsing time {quoted} as "2006-01-02T15:04:05Z07:00": cannot parse {quoted} as "2006"'
             )

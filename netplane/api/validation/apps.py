@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from netplane.api.errors import FieldError, forbidden, invalid, not_supported, required
+from netplane.api.gofmt import GoValue, quote, string_map, struct_pointer
 
 from . import formats
 from .access import as_dict, as_int, as_str
 from .causes import each
-from .gorender import GoValue, int_or_string, label_selector, quote, string_map, struct_pointer
+from .gorender import int_or_string, label_selector
 from .label_selectors import selector_is_empty, selector_matches, validate_label_selector
 from .meta import validate_annotations, validate_labels
 from .pod import validate_pod_spec, validate_pod_template

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from netplane.api.errors import FieldError, invalid, not_supported, required
+from netplane.api.errors import FieldError, invalid, required
 
 from . import formats
 from .access import as_dict, as_int, as_list, as_str
-from .causes import each
+from .causes import each, one_of
 
 _STANDARD_FINALIZERS = ("kubernetes", "orphan", "foregroundDeletion")
 
@@ -44,11 +44,7 @@ def validate_node(obj: dict[str, Any]) -> list[FieldError]:
         errs += each(f"{tpath}.key", key, formats.qualified_name(key))
         value = as_str(taint.get("value"))
         errs += each(f"{tpath}.value", value, formats.label_value(value))
-        effect = as_str(taint.get("effect"))
-        if not effect:
-            errs.append(required(f"{tpath}.effect"))
-        elif effect not in _TAINT_EFFECTS:
-            errs.append(not_supported(f"{tpath}.effect", effect, _TAINT_EFFECTS))
+        errs += one_of(f"{tpath}.effect", taint.get("effect"), _TAINT_EFFECTS)
     return errs
 
 

@@ -145,6 +145,10 @@ def _default_pod(obj: Obj) -> None:
                     requests.setdefault(name, qty)
     if spec.get("enableServiceLinks") is None:
         spec["enableServiceLinks"] = True
+    # A new pod is Pending until a kubelet reports otherwise (Kubernetes sets it on create).
+    status = ensure(obj, "status")
+    if not status.get("phase"):
+        status["phase"] = "Pending"
 
 
 def _externally_accessible(spec: Obj) -> bool:

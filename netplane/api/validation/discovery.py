@@ -8,7 +8,7 @@ from netplane.api.errors import FieldError, duplicate, invalid, not_supported, r
 
 from . import formats
 from .access import as_dict, as_int, as_list, as_str
-from .causes import each, too_many
+from .causes import each, one_of, too_many
 from .meta import validate_labels
 from .pod import PROTOCOLS
 
@@ -37,11 +37,7 @@ def _endpoint_port(port: dict[str, Any], require_name: bool, path: str) -> list[
         errs += each(f"{path}.name", name, formats.dns1123_label(name))
     number = as_int(port.get("port")) or 0
     errs += each(f"{path}.port", number, formats.port_num(number))
-    protocol = as_str(port.get("protocol"))
-    if not protocol:
-        errs.append(required(f"{path}.protocol"))
-    elif protocol not in PROTOCOLS:
-        errs.append(not_supported(f"{path}.protocol", protocol, PROTOCOLS))
+    errs += one_of(f"{path}.protocol", port.get("protocol"), PROTOCOLS)
     app_protocol = port.get("appProtocol")
     if isinstance(app_protocol, str):
         errs += each(f"{path}.appProtocol", app_protocol, formats.qualified_name(app_protocol))
@@ -95,10 +91,7 @@ def _fqdn(name: str, path: str) -> list[FieldError]:
 def validate_endpoint_slice(obj: dict[str, Any], old: dict[str, Any] | None) -> list[FieldError]:
     errs: list[FieldError] = []
     address_type = as_str(obj.get("addressType"))
-    if not address_type:
-        errs.append(required("addressType"))
-    elif address_type not in ADDRESS_TYPES:
-        errs.append(not_supported("addressType", address_type, ADDRESS_TYPES))
+    errs += one_of("addressType", address_type, ADDRESS_TYPES)
     endpoints = as_list(obj.get("endpoints"))
     if len(endpoints) > 1000:
         errs.append(too_many("endpoints", len(endpoints), 1000))

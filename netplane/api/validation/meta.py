@@ -6,11 +6,11 @@ from collections.abc import Callable
 from typing import Any
 
 from netplane.api.errors import FieldError, forbidden, invalid, required, too_long
+from netplane.api.gofmt import GoValue, string_slice
 
 from . import formats
 from .access import as_dict, as_list, as_str
 from .causes import each
-from .gorender import GoValue, string_slice
 
 NameFn = Callable[[str, bool], list[str]]
 

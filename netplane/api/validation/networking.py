@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from netplane.api.errors import FieldError, forbidden, invalid, not_supported, required, too_long
+from netplane.api.gofmt import GoValue, string_slice
 
 from . import formats
 from .access import as_dict, as_int, as_list, as_str
 from .causes import each
-from .gorender import GoValue, string_slice
 from .label_selectors import validate_label_selector
 
 PATH_TYPES = ["Exact", "ImplementationSpecific", "Prefix"]

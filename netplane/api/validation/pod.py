@@ -15,7 +15,7 @@ from netplane.api.errors import (
 
 from . import formats
 from .access import as_dict, as_int, as_list, as_str
-from .causes import each, not_found
+from .causes import each, not_found, one_of
 from .meta import validate_annotations, validate_labels
 
 PROTOCOLS = ["SCTP", "TCP", "UDP"]
@@ -97,11 +97,7 @@ def _validate_ports(ports: Any, path: str) -> list[FieldError]:
         host_port = as_int(port.get("hostPort")) or 0
         if host_port:
             errs += each(f"{ppath}.hostPort", host_port, formats.port_num(host_port))
-        protocol = as_str(port.get("protocol"))
-        if not protocol:
-            errs.append(required(f"{ppath}.protocol"))
-        elif protocol not in PROTOCOLS:
-            errs.append(not_supported(f"{ppath}.protocol", protocol, PROTOCOLS))
+        errs += one_of(f"{ppath}.protocol", port.get("protocol"), PROTOCOLS)
     return errs
 
 
@@ -197,7 +193,9 @@ def _validate_probe(probe: Any, path: str, single_success: bool) -> list[FieldEr
     return errs
 
 
-def _validate_container_common(c: dict[str, Any], volumes: set[str], path: str) -> list[FieldError]:
+def _validate_container_common(c: dict[str, Any], volumes: set[str], names: set[str],
+                               path: str) -> list[FieldError]:
+    """What init and regular containers share; ``names`` (the pod's container names so far) gains this one."""
     errs: list[FieldError] = []
     name = as_str(c.get("name"))
     if not name:
@@ -206,20 +204,15 @@ def _validate_container_common(c: dict[str, Any], volumes: set[str], path: str) 
         errs += each(f"{path}.name", name, formats.dns1123_label(name))
     if not as_str(c.get("image")):
         errs.append(required(f"{path}.image"))
-    policy = as_str(c.get("terminationMessagePolicy"))
-    if not policy:
-        errs.append(required(f"{path}.terminationMessagePolicy"))
-    elif policy not in ("File", "FallbackToLogsOnError"):
-        errs.append(not_supported(f"{path}.terminationMessagePolicy", policy, ["File",
-                                                                               "FallbackToLogsOnError"]))
+    errs += one_of(f"{path}.terminationMessagePolicy", c.get("terminationMessagePolicy"),
+                   ["File", "FallbackToLogsOnError"])
     errs += _validate_ports(c.get("ports"), f"{path}.ports")
     errs += _validate_env(c.get("env"), f"{path}.env")
     errs += _validate_mounts(c.get("volumeMounts"), volumes, f"{path}.volumeMounts")
-    pull = as_str(c.get("imagePullPolicy"))
-    if not pull:
-        errs.append(required(f"{path}.imagePullPolicy"))
-    elif pull not in ("Always", "IfNotPresent", "Never"):
-        errs.append(not_supported(f"{path}.imagePullPolicy", pull, ["Always", "IfNotPresent", "Never"]))
+    errs += one_of(f"{path}.imagePullPolicy", c.get("imagePullPolicy"), ["Always", "IfNotPresent", "Never"])
+    if name in names:
+        errs.append(duplicate(f"{path}.name", name))
+    names.add(name)
     return errs
 
 
@@ -231,12 +224,7 @@ def _validate_containers(containers: Any, volumes: set[str], path: str) -> tuple
     for i, c in enumerate(as_list(containers)):
         c = as_dict(c)
         cpath = f"{path}[{i}]"
-        errs += _validate_container_common(c, volumes, cpath)
-        name = as_str(c.get("name"))
-        if name in names:
-            errs.append(duplicate(f"{cpath}.name", name))
-        else:
-            names.add(name)
+        errs += _validate_container_common(c, volumes, names, cpath)
         errs += _validate_probe(c.get("livenessProbe"), f"{cpath}.livenessProbe", True)
         errs += _validate_probe(c.get("readinessProbe"), f"{cpath}.readinessProbe", False)
         errs += _validate_probe(c.get("startupProbe"), f"{cpath}.startupProbe", True)
@@ -252,22 +240,11 @@ def _validate_init_containers(containers: Any, taken: set[str], volumes: set[str
     for i, c in enumerate(as_list(containers)):
         c = as_dict(c)
         cpath = f"{path}[{i}]"
-        errs += _validate_container_common(c, volumes, cpath)
-        name = as_str(c.get("name"))
-        if name in names:
-            errs.append(duplicate(f"{cpath}.name", name))
-        names.add(name)
+        errs += _validate_container_common(c, volumes, names, cpath)
         restart = c.get("restartPolicy")
         if restart is not None and restart != "Always":
             errs.append(not_supported(f"{cpath}.restartPolicy", restart, ["Always"]))
     return errs
-
-
-def _enum(value: Any, path: str, supported: list[str]) -> list[FieldError]:
-    text = as_str(value)
-    if not text:
-        return [required(path)]
-    return [] if text in supported else [not_supported(path, text, supported)]
 
 
 def validate_pod_spec(spec: Any, path: str) -> list[FieldError]:
@@ -280,9 +257,9 @@ def validate_pod_spec(spec: Any, path: str) -> list[FieldError]:
     names, cerrs = _validate_containers(spec.get("containers"), volumes, f"{path}.containers")
     errs += cerrs
     errs += _validate_init_containers(spec.get("initContainers"), names, volumes, f"{path}.initContainers")
-    errs += _enum(spec.get("restartPolicy"), f"{path}.restartPolicy", ["Always", "OnFailure", "Never"])
+    errs += one_of(f"{path}.restartPolicy", spec.get("restartPolicy"), ["Always", "OnFailure", "Never"])
     dns_policy = spec.get("dnsPolicy")
-    errs += _enum(dns_policy, f"{path}.dnsPolicy", ["ClusterFirstWithHostNet", "ClusterFirst", "Default",
+    errs += one_of(f"{path}.dnsPolicy", dns_policy, ["ClusterFirstWithHostNet", "ClusterFirst", "Default",
                                                     "None"])
     errs += validate_labels(spec.get("nodeSelector"), f"{path}.nodeSelector")
     if dns_policy == "None" and spec.get("dnsConfig") is None:

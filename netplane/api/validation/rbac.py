@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from netplane.api.errors import FieldError, not_supported, required
+from netplane.api.gofmt import quote, string_slice
 
 from .access import as_dict, as_list, as_str
 
@@ -16,12 +17,12 @@ RBAC_GROUP = "rbac.authorization.k8s.io"
 
 
 def _go_strings(values: list[Any]) -> str:
-    return "[]string{" + ", ".join(f'"{as_str(v)}"' for v in values) + "}"
+    return string_slice([as_str(v) for v in values])
 
 
 def _go_role_ref(ref: dict[str, Any]) -> str:
-    return (f'rbac.RoleRef{{APIGroup:"{as_str(ref.get("apiGroup"))}", Kind:"{as_str(ref.get("kind"))}", '
-            f'Name:"{as_str(ref.get("name"))}"}}')
+    return (f'rbac.RoleRef{{APIGroup:{quote(as_str(ref.get("apiGroup")))}, Kind:{quote(as_str(ref.get("kind")))}, '
+            f'Name:{quote(as_str(ref.get("name")))}}}')
 
 
 def default_subjects(obj: dict[str, Any]) -> None:

@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from netplane.api.errors import FieldError, duplicate, forbidden, invalid, not_supported, required
+from netplane.api.gofmt import GoValue, string_slice
 
 from . import formats
 from .access import as_dict, as_int, as_list, as_str
-from .causes import each
-from .gorender import GoValue, service_port_key, string_slice
+from .causes import each, one_of
+from .gorender import service_port_key
 from .meta import validate_labels
 from .pod import PROTOCOLS, validate_port_num_or_name
 
@@ -47,11 +48,7 @@ def _validate_port(port: dict[str, Any], require_name: bool, names: set[str], pa
             names.add(name)
     number = as_int(port.get("port")) or 0
     errs += each(f"{path}.port", number, formats.port_num(number))
-    protocol = as_str(port.get("protocol"))
-    if not protocol:
-        errs.append(required(f"{path}.protocol"))
-    elif protocol not in PROTOCOLS:
-        errs.append(not_supported(f"{path}.protocol", protocol, PROTOCOLS))
+    errs += one_of(f"{path}.protocol", port.get("protocol"), PROTOCOLS)
     errs += validate_port_num_or_name(port.get("targetPort"), f"{path}.targetPort")
     app_protocol = port.get("appProtocol")
     if isinstance(app_protocol, str):

@@ -78,16 +78,16 @@ class ServerTimeout(ApiError):
 
 Gone = Expired
 
-_BY_REASON: dict[str, type[ApiError]] = {
-    "BadRequest": BadRequest, "Unauthorized": Unauthorized, "Forbidden": Forbidden, "NotFound": NotFound,
-    "MethodNotAllowed": MethodNotAllowed, "AlreadyExists": AlreadyExists, "Conflict": Conflict,
-    "Expired": Expired, "Gone": Expired, "Invalid": Invalid, "TooManyRequests": TooManyRequests,
-    "Timeout": ServerTimeout, "ServerTimeout": ServerTimeout,
+_TYPED: tuple[type[ApiError], ...] = (
+    BadRequest, Unauthorized, Forbidden, NotFound, MethodNotAllowed, AlreadyExists, Conflict, Expired, Invalid,
+    TooManyRequests, ServerTimeout,
+)
+# Each class under its own reason, plus the names older servers and clients use for two of them.
+_BY_REASON: dict[str, type[ApiError]] = {cls.reason: cls for cls in _TYPED} | {
+    "Gone": Expired, "ServerTimeout": ServerTimeout,
 }
-_BY_CODE: dict[int, type[ApiError]] = {
-    400: BadRequest, 401: Unauthorized, 403: Forbidden, 404: NotFound, 405: MethodNotAllowed,
-    409: Conflict, 410: Expired, 422: Invalid, 429: TooManyRequests, 504: ServerTimeout,
-}
+# 409 alone cannot tell AlreadyExists from Conflict; a Status without a reason is taken as a Conflict.
+_BY_CODE: dict[int, type[ApiError]] = {cls.code: cls for cls in _TYPED if cls is not AlreadyExists}
 
 
 def error_from_status(code: int, body: Any) -> ApiError:

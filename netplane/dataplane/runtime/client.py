@@ -1,0 +1,104 @@
+"""The agent's side of the runtime: start a pod's shim, read its status, stop it, exec into it."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from netplane.dataplane.runtime.cgroups import PodCgroup
+from netplane.dataplane.runtime.linux import DEFAULT_CAPABILITIES
+from netplane.dataplane.runtime.spec import STATUS_FILE, load
+
+SHIM_MODULE = "netplane.dataplane.runtime.shim"
+
+
+def start_shim(pod_dir: Path, python: str = sys.executable) -> int:
+    """Starts the shim detached from the caller; returns its PID once it is running."""
+    done = subprocess.run([python, "-m", SHIM_MODULE, "--pod-dir", str(pod_dir), "--detach"],
+                          capture_output=True, text=True, timeout=60, check=True, cwd="/")
+    return int(done.stdout.strip())
+
+
+def read_status(pod_dir: Path) -> dict[str, Any] | None:
+    try:
+        status: dict[str, Any] = json.loads((pod_dir / STATUS_FILE).read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+    return status
+
+
+def shim_alive(pod_dir: Path, pid: int) -> bool:
+    """True if ``pid`` is still the shim of ``pod_dir`` (not a reused PID)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return str(pod_dir.resolve()).encode() in cmdline and any(SHIM_MODULE.encode() == a for a in cmdline)
+
+
+def wait_for(pod_dir: Path, predicate: Any, timeout: float = 30.0, interval: float = 0.05) -> dict[str, Any]:
+    """Polls the status file until ``predicate(status)`` holds; raises TimeoutError with the last status."""
+    deadline = time.monotonic() + timeout
+    status = None
+    while time.monotonic() < deadline:
+        status = read_status(pod_dir)
+        if status is not None and predicate(status):
+            return status
+        time.sleep(interval)
+    raise TimeoutError(f"pod {pod_dir}: condition not met within {timeout}s; last status: {status}")
+
+
+def terminate(pod_dir: Path, timeout: float = 60.0) -> dict[str, Any] | None:
+    """SIGTERM to the shim, which stops the pod within its grace period; waits for the shim to finish."""
+    status = read_status(pod_dir)
+    if status is None:
+        return None
+    pid = int(status.get("shimPid") or 0)
+    if pid and shim_alive(pod_dir, pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while shim_alive(pod_dir, pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    cleanup(pod_dir)
+    return read_status(pod_dir)
+
+
+def cleanup(pod_dir: Path) -> None:
+    """Removes what a shim that died without finishing left behind (its cgroup)."""
+    status = read_status(pod_dir) or {}
+    pid = int(status.get("shimPid") or 0)
+    if pid and shim_alive(pod_dir, pid):
+        return
+    spec = load(pod_dir)
+    cgroup = PodCgroup(spec.cgroup_parent, spec.uid)
+    cgroup.kill_all()
+    cgroup.remove()
+
+
+def exec_argv(status: dict[str, Any], command: list[str], container: str | None = None,
+              capabilities: list[str] | None = None, env: dict[str, str] | None = None) -> list[str]:
+    """The argv that runs ``command`` inside a running container (for `kubectl exec`).
+
+    It targets the container's main process, so the command sees that container's
+    volumes, and joins the pod's network, mount, UTS, IPC and PID namespaces, root and
+    working directory. The caller runs it as a host process (and may put it into the
+    pod's cgroups from ``status["cgroups"]``).
+    """
+    runs = [c for c in status.get("containerStatuses", []) if c.get("pid")]
+    chosen = next((c for c in runs if container is None or c["name"] == container), None)
+    if chosen is None:
+        raise LookupError(f"container {container or '(default)'} is not running")
+    caps = DEFAULT_CAPABILITIES if capabilities is None else capabilities
+    # setpriv gives the command the container's capabilities rather than the agent's.
+    bounding = ",".join(["-all", *(f"+{c.lower()}" for c in caps)])
+    env_argv = ["env", "-i", *(f"{k}={v}" for k, v in env.items())] if env is not None else []
+    return ["nsenter", "-t", str(chosen["pid"]), "-n", "-m", "-u", "-i", "-p", "-r", "-w", "--",
+            "setpriv", f"--bounding-set={bounding}", "--", *env_argv, *command]
