@@ -123,7 +123,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
-        state.update(runner=runner, core=core, port=runner.addresses[0][1])
+        state.update(runner=runner, core=core, system=system, port=runner.addresses[0][1])
         started.set()
 
     thread = threading.Thread(target=lambda: (loop.run_until_complete(start()), loop.run_forever()), daemon=True)
@@ -133,10 +133,15 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     for path, base in BASES.items():
         assert api.call("POST", path, base)[0] == 201
     yield api
-    asyncio.run_coroutine_threadsafe(state["runner"].cleanup(), loop).result(30)
+    async def stop() -> None:
+        await state["runner"].cleanup()
+        await state["system"].stop()
+        state["core"].store.raw.close()
+
+    asyncio.run_coroutine_threadsafe(stop(), loop).result(30)
     loop.call_soon_threadsafe(loop.stop)
     thread.join(10)
-    state["core"].store.raw.close()
+    loop.close()
 
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
