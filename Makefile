@@ -20,8 +20,10 @@ setup: $(STAMP)
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEB_PACKAGES) >/dev/null; \
 	fi
 
+# As root `up` builds the real cluster; --host-access links this host to the fabric so nodes and
+# pods are reachable from it (as non-root, `up` needs --no-dataplane).
 run: setup
-	$(VENV)/bin/netplane up $(ARGS)
+	$(VENV)/bin/netplane up $$([ "$$(id -u)" = 0 ] && echo --host-access) $(ARGS)
 
 lint: setup
 	$(VENV)/bin/ruff check netplane tests bench

@@ -10,7 +10,7 @@ import signal
 import ssl
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiohttp import web
@@ -19,7 +19,7 @@ from netplane import certs, datadir
 from netplane.api.auth.bootstrap import ensure_builtin_roles
 from netplane.api.auth.gate import AuthGate
 from netplane.api.core import ApiCore, WriteOptions
-from netplane.api.objects import Attrs, attrs_of, decode
+from netplane.api.objects import Attrs, Obj, attrs_of, decode
 from netplane.api.registry import Registry, storage_type
 from netplane.api.server import ApiServer
 from netplane.api.storage import ObjectStore
@@ -43,6 +43,9 @@ class UpOptions:
     dataplane: bool = True
     service_cidr: str = "10.96.0.0/12"
     node_port_range: tuple[int, int] = (30000, 32767)
+    node_names: list[str] = field(default_factory=lambda: ["node1", "node2"])
+    node_cidr: str = "172.31.250.0/24"
+    host_access: bool = False
 
 
 def _indexer(registry: Registry) -> Callable[[str, bytes], Attrs]:
@@ -103,15 +106,68 @@ def _bound_port(runner: web.AppRunner) -> int:
     raise RuntimeError("the API server is not listening")
 
 
+def publish_kubernetes_endpoints(core: ApiCore, ip: str, port: int) -> None:
+    """Point the `kubernetes` Service at the API's address on the fabric, as kube-apiserver's
+    endpoint reconciler does (the Service has no selector, so no controller writes these)."""
+    ports = [{"name": "https", "port": port, "protocol": "TCP"}]
+    wanted: dict[tuple[str, str], Obj] = {
+        ("", "endpoints"): {"metadata": {"name": "kubernetes", "labels": {
+            "endpointslice.kubernetes.io/skip-mirror": "true"}},
+            "subsets": [{"addresses": [{"ip": ip}], "ports": ports}]},
+        ("discovery.k8s.io", "endpointslices"): {"metadata": {"name": "kubernetes", "labels": {
+            "kubernetes.io/service-name": "kubernetes"}}, "addressType": "IPv4",
+            "endpoints": [{"addresses": [ip], "conditions": {"ready": True}}], "ports": ports},
+    }
+    for (group, plural), obj in wanted.items():
+        rt = storage_type(core.registry, group, plural)
+        if rt is None:
+            continue
+        existing = core.store.get_obj(rt, "default", "kubernetes")
+        if existing is None:
+            core.create(rt, "default", obj, WriteOptions())
+        else:
+            core.update(rt, "default", "kubernetes", {**existing, **{k: v for k, v in obj.items() if k != "metadata"},
+                                                       "metadata": {**existing["metadata"], **obj["metadata"]}},
+                        WriteOptions())
+    svc = storage_type(core.registry, "", "services")
+    assert svc is not None
+    service = core.store.get_obj(svc, "default", "kubernetes")
+    if service is not None and service["spec"]["ports"][0].get("targetPort") != port:
+        service["spec"]["ports"][0]["targetPort"] = port
+        core.update(svc, "default", "kubernetes", service, WriteOptions())
+
+
 async def serve(options: UpOptions) -> int:
+    if options.dataplane and os.geteuid() != 0:
+        print("netplane: the dataplane (network namespaces, pods) needs root; run as root or pass --no-dataplane",
+              file=sys.stderr)
+        return 2
     try:
         lock = datadir.hold_lock(options.data_dir)
         core, system = build(options, options.api_port or 6443)
     except datadir.DataDirError as e:
         print(f"netplane: {e}", file=sys.stderr)
         return 2
+    dataplane = None
+    if options.dataplane:
+        from netplane.dataplane.agent.launcher import ClusterOptions, Dataplane
+        from netplane.dataplane.fabric_plan import FabricPlanError
+
+        try:
+            dataplane = Dataplane(options.data_dir, ClusterOptions(options.node_names, options.node_cidr,
+                                                                   options.host_access))
+            await asyncio.to_thread(dataplane.build)
+        except (FabricPlanError, OSError) as e:
+            print(f"netplane: cannot build the cluster's network: {e}", file=sys.stderr)
+            if dataplane is not None:
+                await dataplane.stop()
+            core.store.raw.close()
+            os.close(lock)
+            return 2
+        core.graceful_pod_deletion = True
     pki = options.data_dir / "pki"
-    hosts = sorted({options.bind, "127.0.0.1", "localhost", core.admission.ips.kubernetes_ip} - {"0.0.0.0"})
+    hosts = sorted({options.bind, "127.0.0.1", "localhost", core.admission.ips.kubernetes_ip,
+                    *([dataplane.control_plane_ip] if dataplane else [])} - {"0.0.0.0"})
     cert_path, key_path = certs.ensure_serving_cert(pki, hosts)
     token = certs.ensure_admin_token(pki)
     tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -130,6 +186,13 @@ async def serve(options: UpOptions) -> int:
     port = options.api_port or _bound_port(runner)
     host = "127.0.0.1" if options.bind in ("0.0.0.0", "::") else options.bind
     server.server_address = f"{host}:{port}"
+    if dataplane is not None:
+        from netplane.dataplane.agent.launcher import listen_in_netns
+
+        # Agents and pods reach the API on the fabric, never through the root namespace.
+        sock = listen_in_netns(dataplane.plan.netns, dataplane.control_plane_ip, port)
+        await web.SockSite(runner, sock, ssl_context=tls).start()
+        publish_kubernetes_endpoints(core, dataplane.control_plane_ip, port)
     system.start()
     compactor = asyncio.get_running_loop().create_task(_compact_forever(core))
 
@@ -138,6 +201,11 @@ async def serve(options: UpOptions) -> int:
     print(f"netplane ready: API https://{host}:{port}, kubeconfig {kubeconfig}", flush=True)
     controllers = ControllerProcess(kubeconfig)
     controllers.start()
+    if dataplane is not None:
+        dataplane.write_agent_configs(port, (pki / "ca.crt").read_bytes(), token)
+        dataplane.start_agents()
+        print(f"netplane cluster: nodes {', '.join(n.name for n in dataplane.plan.nodes)} "
+              f"(fabric {dataplane.plan.subnet}, API on {dataplane.control_plane_ip}:{port})", flush=True)
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -147,6 +215,8 @@ async def serve(options: UpOptions) -> int:
     print("netplane: shutting down", flush=True)
     # Before the API goes away, so that the controller can release its lease.
     await controllers.stop()
+    if dataplane is not None:
+        await dataplane.stop()
     compactor.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await compactor

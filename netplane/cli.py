@@ -28,6 +28,12 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--api-port", type=_port, default=6443, help="API port; 0 picks a free one (default 6443)")
     up.add_argument("--bind", default="127.0.0.1", help="address the API listens on (default 127.0.0.1)")
     up.add_argument("--no-dataplane", action="store_true", help="control plane only")
+    up.add_argument("--nodes", type=int, default=2, help="number of nodes (default 2)")
+    up.add_argument("--node-names", help="comma-separated node names (default node1,node2,...)")
+    up.add_argument("--node-cidr", default="172.31.250.0/24",
+                    help="the nodes' network on the fabric (default 172.31.250.0/24)")
+    up.add_argument("--host-access", action="store_true",
+                    help="link the root namespace to the fabric (a veth), so this host reaches nodes and pods")
     up.add_argument("--service-cidr", default="10.96.0.0/12", help="cluster IP range (default 10.96.0.0/12)")
     up.add_argument("--service-node-port-range", default="30000-32767",
                     help="node port range (default 30000-32767)")
@@ -48,6 +54,11 @@ def _parser() -> argparse.ArgumentParser:
         cmd = sub.add_parser(name, help=what)
         cmd.add_argument("--data-dir", type=Path, default=Path(".netplane"), help="data directory")
         cmd.add_argument("file", type=Path)
+    down = sub.add_parser("down", help="remove what a stopped or crashed `up` left (pods, namespaces)")
+    down.add_argument("--data-dir", type=Path, default=Path(".netplane"), help="data directory")
+    external = sub.add_parser("external", help="run a command in the cluster's external namespace")
+    external.add_argument("--data-dir", type=Path, default=Path(".netplane"), help="data directory")
+    external.add_argument("cmd", nargs=argparse.REMAINDER, help="-- COMMAND [ARG...]")
     sub.add_parser("manifests", help="print the CustomResourceDefinitions of netplane's kinds (for a real cluster)")
     return parser
 
@@ -150,6 +161,34 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "controller":
         return _run_controller(args)
+    if args.command == "down":
+        import os
+
+        from netplane import datadir
+        from netplane.dataplane.agent.launcher import down
+
+        if not args.data_dir.is_dir():
+            print(f"netplane down: {args.data_dir} does not exist", file=sys.stderr)
+            return 2
+        try:
+            lock = datadir.hold_lock(args.data_dir)  # never pull the cluster from under a running `up`
+        except datadir.DataDirError as e:
+            print(f"netplane down: {e}; stop it first (Ctrl-C)", file=sys.stderr)
+            return 1
+        try:
+            for item in down(args.data_dir):
+                print(f"removed {item}")
+        finally:
+            os.close(lock)
+        return 0
+    if args.command == "external":
+        from netplane.dataplane.agent.launcher import run_external
+
+        cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+        if not cmd:
+            print("netplane external: no command (netplane external -- CMD ...)", file=sys.stderr)
+            return 2
+        return run_external(args.data_dir, cmd)
     from netplane.apiserver_main import UpOptions, serve
 
     try:
@@ -158,9 +197,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"netplane: --service-node-port-range: {args.service_node_port_range!r} is not LOW-HIGH",
               file=sys.stderr)
         return 2
+    if args.node_names:
+        node_names = [n.strip() for n in args.node_names.split(",") if n.strip()]
+    else:
+        from netplane.dataplane.agent.launcher import default_node_names
+
+        node_names = default_node_names(args.nodes)
+    if not node_names:
+        print("netplane: at least one node is needed", file=sys.stderr)
+        return 2
     options = UpOptions(data_dir=args.data_dir, api_port=args.api_port, bind=args.bind,
                         dataplane=not args.no_dataplane, service_cidr=args.service_cidr,
-                        node_port_range=(low, high))
+                        node_port_range=(low, high), node_names=node_names, node_cidr=args.node_cidr,
+                        host_access=args.host_access)
     return _run_loop(serve(options))
 
 

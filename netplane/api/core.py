@@ -8,6 +8,7 @@ and the write that depends on it (allocations and resourceVersion checks stay ex
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import ipaddress
 import secrets
 from dataclasses import dataclass, field
@@ -57,6 +58,9 @@ class ApiCore:
         self.store = store
         self.registry = registry
         self.admission = Admission(store, registry, ipaddress.ip_network(service_cidr), node_port_range)
+        # Graceful pod deletion (a kubelet's contract): only when node agents run pods and confirm their
+        # end. Without a dataplane nothing would ever finish the deletion, so pods go at once.
+        self.graceful_pod_deletion = False
 
     # --- reads ------------------------------------------------------------------
 
@@ -168,7 +172,9 @@ class ApiCore:
         """Store an update; an object being deleted whose last finalizer went away is removed."""
         m = obj["metadata"]
         try:
-            if m.get("deletionTimestamp") and not m.get("finalizers") and not self._namespace_finalizers(rt, obj):
+            if m.get("deletionTimestamp") and not m.get("finalizers") and not self._namespace_finalizers(rt, obj) \
+                    and not (rt.kind == "Pod" and m.get("deletionGracePeriodSeconds")):
+                # (A pod in graceful deletion stays until its node agent deletes it with grace 0.)
                 record = self.store.delete(rt, obj, revision)
                 self.admission.release_all(rt, obj)
             else:
@@ -187,6 +193,21 @@ class ApiCore:
             merged["metadata"]["managedFields"] = entries
         else:
             merged["metadata"].pop("managedFields", None)
+
+    def _pod_grace_period(self, rt: ResourceType, obj: Obj, options: dict[str, Any]) -> int:
+        """Seconds a pod deletion waits for its node agent; 0 deletes at once (unscheduled or finished
+        pods, an explicit gracePeriodSeconds=0, or no dataplane)."""
+        spec, status = obj.get("spec") or {}, obj.get("status") or {}
+        if not self.graceful_pod_deletion or rt.kind != "Pod" or rt.group != "" or not spec.get("nodeName") \
+                or status.get("phase") in ("Succeeded", "Failed"):
+            return 0
+        grace = options.get("gracePeriodSeconds")
+        if grace is None:
+            grace = spec.get("terminationGracePeriodSeconds")
+        try:
+            return max(0, int(30 if grace is None else grace))
+        except (TypeError, ValueError):
+            return 30
 
     @staticmethod
     def _namespace_finalizers(rt: ResourceType, obj: Obj) -> bool:
@@ -244,6 +265,16 @@ class ApiCore:
             finalizers.append("orphan")
         if rt.kind == "Namespace":
             obj.setdefault("status", {})["phase"] = "Terminating"
+        grace = self._pod_grace_period(rt, obj, options)
+        if grace:
+            if m.get("deletionTimestamp"):
+                return self.present(rt, obj)  # already terminating; its agent finishes the deletion
+            # As kube-apiserver: the pod stays, marked, until its node agent has stopped it and
+            # deletes it again with gracePeriodSeconds=0.
+            m["deletionTimestamp"] = (dt.datetime.now(dt.UTC) + dt.timedelta(seconds=grace)).strftime(
+                "%Y-%m-%dT%H:%M:%SZ")
+            m["deletionGracePeriodSeconds"] = grace
+            return self.present(rt, self._write(rt, obj, decode(record.value), record.revision))
         if finalizers or self._namespace_finalizers(rt, obj):
             if m.get("deletionTimestamp"):
                 return self.present(rt, obj)

@@ -63,9 +63,13 @@ class _LineRelay:
 
 class ControllerProcess:
     def __init__(self, kubeconfig: Path, *, prefix: str = "[controller] ", out: TextIO | None = None,
-                 extra_args: tuple[str, ...] = ()):
+                 extra_args: tuple[str, ...] = (), argv: tuple[str, ...] | None = None, name: str = "controller"):
         self.kubeconfig = kubeconfig.resolve()
         self.extra_args = extra_args
+        # Node agents reuse this supervision with their own command line (`argv` after the interpreter).
+        self.argv = argv if argv is not None else (
+            "-m", "netplane.cli", "controller", "--kubeconfig", str(self.kubeconfig), *extra_args)
+        self.name = name
         self.relay = _LineRelay(out or sys.stdout, prefix)
         self.process: asyncio.subprocess.Process | None = None
         self.restarts = 0
@@ -77,15 +81,14 @@ class ControllerProcess:
         return self.process.pid if self.process is not None and self.process.returncode is None else None
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._supervise(), name="controller process")
+        self._task = asyncio.get_running_loop().create_task(self._supervise(), name=f"{self.name} process")
 
     async def _supervise(self) -> None:
         backoff = MIN_BACKOFF
         while not self._stopping:
             started = time.monotonic()
             self.process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "netplane.cli", "controller", "--kubeconfig", str(self.kubeconfig),
-                *self.extra_args, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+                sys.executable, *self.argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent)
             await self._relay_output(self.process)
             code = await self.process.wait()
@@ -93,7 +96,7 @@ class ControllerProcess:
                 return
             if time.monotonic() - started > HEALTHY_AFTER:
                 backoff = MIN_BACKOFF
-            log.warning("the controller process exited (%s); starting it again in %.0fs",
+            log.warning("the %s process exited (%s); starting it again in %.0fs", self.name,
                         f"signal {-code}" if code < 0 else f"code {code}", backoff)
             self.relay.put(f"exited ({'signal ' + str(-code) if code < 0 else 'code ' + str(code)}); "
                            f"restarting in {backoff:.0f}s")

@@ -1,0 +1,349 @@
+"""The node agent's loops: node heartbeat, pod network, pod lifecycle and status.
+
+Level-triggered: every pass recomputes from the informers' caches and the files under
+`<data-dir>/pods/`, so a restarted agent re-adopts running shims (they survive it) and never
+starts a pod twice (a pod whose directory has a live shim is only watched). Blocking work
+(netlink, starting or stopping shims) runs in threads; the event loop only decides.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import json
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+from netplane.controllers.kube.client import Client
+from netplane.controllers.kube.config import ClusterConfig
+from netplane.controllers.kube.errors import ApiError, Conflict, NotFound
+from netplane.controllers.kube.resources import Resource
+from netplane.controllers.runtime.informer import Informer
+from netplane.dataplane import podnet
+from netplane.dataplane.agent import status as st
+from netplane.dataplane.agent.config import JOIN_CIDR, JOIN_GATEWAY, AgentConfig
+from netplane.dataplane.runtime import client as runtime
+from netplane.dataplane.runtime import spec as runtime_spec
+from netplane.dataplane.streams import record as streams_record
+from netplane.model.kubeovn import GROUP, VERSION
+
+log = logging.getLogger("netplane.agent")
+
+Obj = dict[str, Any]
+PODS = Resource("", "v1", "pods", kind="Pod")
+NODES = Resource("", "v1", "nodes", namespaced=False, kind="Node")
+SUBNETS = Resource(GROUP, VERSION, "subnets", namespaced=False, kind="Subnet")
+
+HEARTBEAT = 5.0
+STATUS_INTERVAL = 1.0  # how often shims' status files are read and reported
+NETWORK_RESYNC = 30.0  # podnet is re-applied on changes, and at least this often
+NODE_FILE = "node"  # in a pod directory: which node runs it (agents only touch their own)
+
+
+class Agent:
+    def __init__(self, config: AgentConfig, cluster: ClusterConfig, data_dir: Path):
+        self.config = config
+        self.data_dir = data_dir.resolve()
+        self.pods_dir = self.data_dir / "pods"
+        self.client = Client(cluster)
+        self.pods = Informer(self.client, PODS, resync_period=60)
+        self.nodes = Informer(self.client, NODES, resync_period=60)
+        self.subnets = Informer(self.client, SUBNETS, resync_period=60)
+        self.network_dirty = asyncio.Event()
+        self.busy: set[str] = set()  # pod uids with a start or stop under way
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.wired: set[str] = set()  # local pod uids whose network the last apply made
+        self.reported_records: dict[str, str] = {}
+
+    # ------------------------------------------------------------------ main
+
+    async def run(self) -> None:
+        self.pods_dir.mkdir(parents=True, exist_ok=True)
+        await self.register()
+        for informer in (self.pods, self.nodes, self.subnets):
+            informer.add_handler(lambda _o: self.network_dirty.set(), lambda _o, _n: self.network_dirty.set(),
+                                 lambda _o: self.network_dirty.set())
+            informer.start()
+        for informer in (self.pods, self.nodes, self.subnets):
+            await informer.wait_synced(60)
+        log.info("node %s: registered, caches synced", self.config.node)
+        heartbeat = asyncio.create_task(self.heartbeat_forever())
+        try:
+            await self.sync_forever()
+        finally:
+            heartbeat.cancel()
+            for task in list(self.tasks):
+                task.cancel()
+            for informer in (self.pods, self.nodes, self.subnets):
+                await informer.stop()
+            await self.client.close()
+
+    def spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    # ------------------------------------------------------------------ node
+
+    async def register(self) -> None:
+        c = self.config
+        wanted = st.node_object(c.node, c.join_address, JOIN_CIDR, JOIN_GATEWAY, {})
+        while True:
+            try:
+                try:
+                    node = await self.client.get(NODES, c.node)
+                    meta = node["metadata"]
+                    meta["labels"] = {**(meta.get("labels") or {}), **wanted["metadata"]["labels"]}
+                    meta["annotations"] = {**(meta.get("annotations") or {}), **wanted["metadata"]["annotations"]}
+                    node = await self.client.update(NODES, node)
+                except NotFound:
+                    node = await self.client.create(NODES, wanted)
+                node["status"] = st.node_status(c.node, c.fabric_address, node.get("status"))
+                await self.client.update_status(NODES, node)
+                return
+            except (ApiError, OSError) as e:
+                log.warning("registering node %s: %s; retrying", c.node, e)
+                await asyncio.sleep(2)
+
+    async def heartbeat_forever(self) -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT)
+            try:
+                node = await self.client.get(NODES, self.config.node)
+                node["status"] = {**(node.get("status") or {}),
+                                  **st.node_status(self.config.node, self.config.fabric_address, node.get("status"))}
+                await self.client.update_status(NODES, node)
+            except NotFound:
+                await self.register()
+            except (ApiError, OSError) as e:
+                log.warning("node heartbeat: %s", e)
+
+    # ------------------------------------------------------------------ loop
+
+    async def sync_forever(self) -> None:
+        last_network = -NETWORK_RESYNC
+        loop = asyncio.get_running_loop()
+        while True:
+            if self.network_dirty.is_set() or loop.time() - last_network >= NETWORK_RESYNC:
+                self.network_dirty.clear()
+                last_network = loop.time()
+                try:
+                    await self.sync_network()
+                except Exception:
+                    log.exception("pod network sync failed")
+            try:
+                await self.sync_pods()
+            except Exception:
+                log.exception("pod sync failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.network_dirty.wait(), STATUS_INTERVAL)
+
+    def _cluster(self) -> podnet.Cluster:
+        nodes = []
+        for node in self.nodes.cache:
+            annotations = node["metadata"].get("annotations") or {}
+            internal = next((a["address"] for a in (node.get("status") or {}).get("addresses") or []
+                             if a.get("type") == "InternalIP"), None)
+            try:
+                join = ipaddress.IPv4Address(annotations.get(st.IP_ANNOTATION, ""))
+                fabric = ipaddress.IPv4Address(internal or "")
+            except ValueError:
+                continue  # not one of ours (or not registered yet): no overlay peer
+            name = node["metadata"]["name"]
+            nodes.append(podnet.Node(name, self.config.netns if name == self.config.node else "", fabric, join))
+        if not any(n.name == self.config.node for n in nodes):
+            # Our own Node may lag in the cache right after registering; we know our addresses.
+            nodes.append(podnet.Node(self.config.node, self.config.netns,
+                                     ipaddress.IPv4Address(self.config.fabric_address),
+                                     ipaddress.IPv4Address(self.config.join_address)))
+        subnets = []
+        for subnet in self.subnets.cache:
+            spec = subnet.get("spec") or {}
+            try:
+                cidr = ipaddress.ip_network(str(spec.get("cidrBlock", "")).split(",")[0], strict=False)
+                gateway = ipaddress.ip_address(str(spec.get("gateway", "")).split(",")[0])
+            except ValueError:
+                continue
+            if subnet["metadata"]["name"] == "join" or (spec.get("vpc") not in (None, "", "ovn-cluster")):
+                continue  # the join subnet is the nodes'; custom VPCs are not wired by this agent
+            subnets.append(podnet.Subnet(subnet["metadata"]["name"], cidr, gateway, bool(spec.get("natOutgoing"))))
+        return podnet.Cluster(self.config.cluster_id, tuple(nodes), tuple(subnets),
+                              join_cidr=ipaddress.IPv4Network(JOIN_CIDR))
+
+    def _wanted_on_network(self, pod: Obj) -> bool:
+        node = (pod.get("spec") or {}).get("nodeName")
+        if not node:
+            return False
+        if node == self.config.node:
+            # Ours: wired while it may run, and until its shim is gone.
+            return not self._finished(pod) or self._shim_alive(pod["metadata"]["uid"])
+        return not self._finished(pod)
+
+    @staticmethod
+    def _finished(pod: Obj) -> bool:
+        return (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+
+    async def sync_network(self) -> None:
+        pods = []
+        for pod in self.pods.cache:
+            ip = st.pod_ipv4(pod)
+            if ip is None or not self._wanted_on_network(pod):
+                continue
+            meta = pod["metadata"]
+            pods.append(podnet.Pod(meta["uid"], f"{meta.get('namespace')}/{meta['name']}", ip, pod["spec"]["nodeName"]))
+        plan = podnet.plan_node(self._cluster(), self.config.node, pods)
+        for problem in plan.problems:
+            log.warning("pod network: %s", problem)
+        changes = await asyncio.to_thread(podnet.apply, plan)
+        for change in changes:
+            log.info("pod network: %s", change)
+        self.wired = {p.uid for p in plan.pods}
+
+    # ------------------------------------------------------------------ pods
+
+    def pod_dir(self, uid: str) -> Path:
+        return self.pods_dir / uid
+
+    def _shim_alive(self, uid: str) -> bool:
+        status = runtime.read_status(self.pod_dir(uid))
+        return bool(status) and runtime.shim_alive(self.pod_dir(uid), int((status or {}).get("shimPid") or 0))
+
+    def _my_dirs(self) -> dict[str, Path]:
+        mine = {}
+        for path in self.pods_dir.iterdir() if self.pods_dir.is_dir() else []:
+            with contextlib.suppress(OSError):
+                if (path / NODE_FILE).read_text().strip() == self.config.node:
+                    mine[path.name] = path
+        return mine
+
+    async def sync_pods(self) -> None:
+        seen: set[str] = set()
+        for pod in list(self.pods.cache):
+            if (pod.get("spec") or {}).get("nodeName") != self.config.node:
+                continue
+            uid = pod["metadata"]["uid"]
+            seen.add(uid)
+            if uid in self.busy:
+                continue
+            if pod["metadata"].get("deletionTimestamp"):
+                self.busy.add(uid)
+                self.spawn(self.stop_pod(pod, confirm=True))
+            else:
+                await self.sync_pod(pod)
+        for uid, path in self._my_dirs().items():
+            if uid not in seen and uid not in self.busy:
+                # Gone from the API (forced deletion, or deleted while this agent was down).
+                self.busy.add(uid)
+                self.spawn(self.stop_orphan(uid, path))
+
+    async def sync_pod(self, pod: Obj) -> None:
+        uid = pod["metadata"]["uid"]
+        pod_dir = self.pod_dir(uid)
+        ip = st.pod_ipv4(pod)
+        shim = runtime.read_status(pod_dir)
+        if shim is None and not self._finished(pod):
+            if ip is None or uid not in self.wired:
+                return  # IPAM or the pod network is not there yet; the next pass starts it
+            built = self._build_spec(pod, str(ip))
+            if isinstance(built, dict):
+                await self.report(pod, st.pod_status(pod, None, self.config.fabric_address, str(ip), built))
+                return
+            if isinstance(built, str):
+                await self.report(pod, st.pod_status(pod, None, self.config.fabric_address, str(ip), message=built))
+                return
+            self.busy.add(uid)
+            self.spawn(self.start_pod(pod, built))
+            return
+        if shim is None:
+            return
+        self._write_record(pod, shim)
+        await self.report(pod, st.pod_status(pod, shim, self.config.fabric_address, str(ip) if ip else None))
+
+    def _build_spec(self, pod: Obj, ip: str) -> runtime_spec.PodRuntimeSpec | dict[str, Any] | str:
+        meta, spec = pod["metadata"], pod.get("spec") or {}
+        pod_dir = self.pod_dir(meta["uid"])
+        volume_dirs = {}
+        for volume in spec.get("volumes") or []:
+            if "emptyDir" in volume:
+                path = pod_dir / "volumes" / volume["name"]
+                path.mkdir(parents=True, exist_ok=True)
+                volume_dirs[volume["name"]] = str(path)
+        hostname = spec.get("hostname") or meta["name"]
+        etc = runtime_spec.write_etc_files(
+            pod_dir / "etc", hostname, ip, [self.config.dns],
+            [f"{meta.get('namespace', 'default')}.svc.cluster.local", "svc.cluster.local", "cluster.local"],
+            ["ndots:5"])
+        try:
+            netns = podnet.pod_netns_name(self.config.cluster_id, meta["uid"])
+            return runtime_spec.build_spec(pod, netns=f"/run/netns/{netns}", volume_dirs=volume_dirs,
+                                           etc_files=etc, hidden=[str(self.data_dir)],
+                                           pod_ip=ip)
+        except runtime_spec.SpecError as e:
+            # Volumes other than emptyDir are not prepared by this agent yet; say so on the pod.
+            return f"cannot run this pod here: {e}"
+
+    async def start_pod(self, pod: Obj, spec: runtime_spec.PodRuntimeSpec) -> None:
+        uid = pod["metadata"]["uid"]
+        pod_dir = self.pod_dir(uid)
+        try:
+            runtime_spec.save(pod_dir, spec)
+            (pod_dir / NODE_FILE).write_text(self.config.node)
+            pid = await asyncio.to_thread(runtime.start_shim, pod_dir)
+            log.info("pod %s/%s: started (shim %d)", pod["metadata"].get("namespace"), pod["metadata"]["name"], pid)
+        except Exception as e:
+            log.exception("pod %s: start failed", uid)
+            with contextlib.suppress(ApiError, OSError):
+                await self.report(pod, st.pod_status(pod, None, self.config.fabric_address, None,
+                                                     message=f"start failed: {e}"))
+        finally:
+            self.busy.discard(uid)
+
+    async def stop_pod(self, pod: Obj, confirm: bool) -> None:
+        meta = pod["metadata"]
+        uid = meta["uid"]
+        pod_dir = self.pod_dir(uid)
+        try:
+            if (pod_dir / runtime_spec.SPEC_FILE).exists():
+                grace = float(meta.get("deletionGracePeriodSeconds") or 30)
+                await asyncio.to_thread(runtime.terminate, pod_dir, grace + 10)
+                await asyncio.to_thread(runtime.cleanup, pod_dir)
+            with contextlib.suppress(FileNotFoundError):
+                streams_record.record_path(self.pods_dir, uid).unlink()
+            if confirm:
+                with contextlib.suppress(NotFound, Conflict):
+                    await self.client.delete(PODS, meta["name"], meta.get("namespace"), uid=uid,
+                                             grace_period_seconds=0)
+            shutil.rmtree(pod_dir, ignore_errors=True)
+            log.info("pod %s/%s: stopped and removed", meta.get("namespace"), meta["name"])
+            self.network_dirty.set()
+        except Exception:
+            log.exception("pod %s: stop failed", uid)
+            await asyncio.sleep(2)
+        finally:
+            self.busy.discard(uid)
+
+    async def stop_orphan(self, uid: str, path: Path) -> None:
+        await self.stop_pod({"metadata": {"uid": uid, "name": path.name, "namespace": ""}}, confirm=False)
+
+    def _write_record(self, pod: Obj, shim: Obj) -> None:
+        uid = pod["metadata"]["uid"]
+        if not shim.get("pausePid"):
+            return
+        record = st.runtime_record(pod, shim, self.pod_dir(uid), podnet.pod_netns_name(self.config.cluster_id, uid))
+        text = json.dumps(record.to_json(), sort_keys=True)
+        if self.reported_records.get(uid) != text or not streams_record.record_path(self.pods_dir, uid).exists():
+            streams_record.write(self.pods_dir, record)
+            self.reported_records[uid] = text
+
+    async def report(self, pod: Obj, status: Obj) -> None:
+        if st.same_status(pod.get("status") or {}, status):
+            return
+        updated = {**pod, "status": status}
+        try:
+            fresh = await self.client.update_status(PODS, updated)
+            self.pods.cache.put(fresh)  # so the next pass compares with what we wrote
+        except (NotFound, Conflict):
+            pass  # the informer brings the newer object; the next pass reports again
