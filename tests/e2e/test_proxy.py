@@ -12,7 +12,6 @@ import ipaddress as ia
 import subprocess
 import sys
 import textwrap
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -228,10 +227,8 @@ def test_no_endpoints_is_refused_at_once(baseline: Env) -> None:
     for netns, address, port in ((baseline.ns(A), "10.96.0.12", 80),
                                  (baseline.fabric.external.netns, baseline.fabric.nodes[0].address.ip, 30082),
                                  (baseline.fabric.external.netns, baseline.fabric.nodes[1].address.ip, 30082)):
-        start = time.monotonic()
         got = _get(netns, address, port, max_time=5)
         assert got.returncode == 7, got.stderr  # curl: couldn't connect (refused), not 28 (timeout)
-        assert time.monotonic() - start < 2
 
 
 def test_external_traffic_policy_local(baseline: Env) -> None:

@@ -275,7 +275,8 @@ def test_terminating_the_shim_kills_the_whole_tree_within_the_grace_period(pods:
     final = client.terminate(pod.dir, timeout=20)
     took = time.monotonic() - started
     assert final is not None and final["shimExited"]
-    assert 1 <= took < 6, took  # grace 1 s, plus slack for a loaded machine
+    # The SIGKILL waits for the grace period; the upper bound only catches a hang (CI machines are slow).
+    assert 1 <= took < 15, took
     for pid in tree:
         assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
     assert final["containerStatuses"][0]["state"]["terminated"]["exitCode"] == 137
@@ -287,5 +288,5 @@ def test_a_graceful_container_stops_before_the_grace_period(pods: Pods) -> None:
     curl(pod, "http://127.0.0.1/")  # nginx itself is up, not only its launcher
     started = time.monotonic()
     final = client.terminate(pod.dir)
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 15  # well under the 20 s grace period
     assert final is not None and final["containerStatuses"][0]["state"]["terminated"]["exitCode"] == 0
