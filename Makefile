@@ -4,7 +4,7 @@
 PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
-DEB_PACKAGES := iproute2 nftables nginx-light busybox
+DEB_PACKAGES := iproute2 nftables nginx-light busybox conntrack curl
 ARGS ?=
 
 .PHONY: run test setup lint unit integration e2e bench clean
@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 setup: $(STAMP)
-	@if [ "$$(id -u)" = 0 ] && ! { command -v nft && command -v nginx && command -v busybox; } >/dev/null 2>&1; then \
+	@if [ "$$(id -u)" = 0 ] && ! { command -v nft && command -v nginx && command -v busybox && command -v conntrack && command -v curl; } >/dev/null 2>&1; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEB_PACKAGES) >/dev/null; \
 	fi
 
