@@ -25,6 +25,8 @@ from netplane.controllers.runtime.informer import Informer
 from netplane.dataplane import podnet
 from netplane.dataplane.agent import status as st
 from netplane.dataplane.agent.config import JOIN_CIDR, JOIN_GATEWAY, AgentConfig
+from netplane.dataplane.agent.services import ENDPOINTSLICES, SERVICES, ServiceProxy
+from netplane.dataplane.proxy import NodeConfig, Proxy
 from netplane.dataplane.runtime import client as runtime
 from netplane.dataplane.runtime import spec as runtime_spec
 from netplane.dataplane.streams import record as streams_record
@@ -52,6 +54,11 @@ class Agent:
         self.pods = Informer(self.client, PODS, resync_period=60)
         self.nodes = Informer(self.client, NODES, resync_period=60)
         self.subnets = Informer(self.client, SUBNETS, resync_period=60)
+        self.services = Informer(self.client, SERVICES, resync_period=60)
+        self.endpoint_slices = Informer(self.client, ENDPOINTSLICES, resync_period=60)
+        # The node's service proxy; subnets matter to it too (pod CIDRs decide what is masqueraded).
+        self.proxy = ServiceProxy(self.services, self.endpoint_slices, self._proxy_config, Proxy(config.netns).sync)
+        self.subnets.add_handler(self.proxy.mark_dirty, self.proxy.mark_dirty, self.proxy.mark_dirty)
         self.network_dirty = asyncio.Event()
         self.busy: set[str] = set()  # pod uids with a start or stop under way
         self.tasks: set[asyncio.Task[None]] = set()
@@ -67,17 +74,22 @@ class Agent:
             informer.add_handler(lambda _o: self.network_dirty.set(), lambda _o, _n: self.network_dirty.set(),
                                  lambda _o: self.network_dirty.set())
             informer.start()
+        for informer in (self.services, self.endpoint_slices):
+            informer.start()
         for informer in (self.pods, self.nodes, self.subnets):
             await informer.wait_synced(60)
         log.info("node %s: registered, caches synced", self.config.node)
         heartbeat = asyncio.create_task(self.heartbeat_forever())
+        # Waits for its own caches: pods need not wait for the proxy, nor the proxy for pods.
+        proxy = asyncio.create_task(self.proxy.run(), name="service proxy")
         try:
             await self.sync_forever()
         finally:
             heartbeat.cancel()
+            proxy.cancel()
             for task in list(self.tasks):
                 task.cancel()
-            for informer in (self.pods, self.nodes, self.subnets):
+            for informer in (self.pods, self.nodes, self.subnets, self.services, self.endpoint_slices):
                 await informer.stop()
             await self.client.close()
 
@@ -172,6 +184,11 @@ class Agent:
             subnets.append(podnet.Subnet(subnet["metadata"]["name"], cidr, gateway, bool(spec.get("natOutgoing"))))
         return podnet.Cluster(self.config.cluster_id, tuple(nodes), tuple(subnets),
                               join_cidr=ipaddress.IPv4Network(JOIN_CIDR))
+
+    def _proxy_config(self) -> NodeConfig:
+        # NodePorts answer on the node's fabric address (kube-proxy's default: the node IPs).
+        cidrs = tuple(s.cidr for s in self._cluster().subnets if isinstance(s.cidr, ipaddress.IPv4Network))
+        return NodeConfig(self.config.node, (ipaddress.IPv4Address(self.config.fabric_address),), cidrs)
 
     def _wanted_on_network(self, pod: Obj) -> bool:
         node = (pod.get("spec") or {}).get("nodeName")
