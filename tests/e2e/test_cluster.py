@@ -282,6 +282,51 @@ def test_unknown_image_and_graceful_deletion(cluster: Cluster) -> None:
     wait_until("its network namespace removed", lambda: netns not in _namespaces(cluster.cid), timeout=15)
 
 
+def test_pod_configuration_from_configmaps_secrets_and_fields(cluster: Cluster, tmp_path: Path) -> None:
+    ns = f"cfg-{uuid.uuid4().hex[:6]}"
+    cluster.kubectl("create", "namespace", ns)
+    cluster.kubectl("-n", ns, "create", "configmap", "app-config", "--from-literal=greeting=hello",
+                    "--from-literal=mode=fast")
+    cluster.kubectl("-n", ns, "create", "secret", "generic", "app-secret", "--from-literal=password=s3cret")
+    pod: dict[str, Any] = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "configured"}, "spec": {
+        "restartPolicy": "Never",
+        "containers": [{
+            "name": "app", "image": "busybox:1.36", "command": ["sleep", "3600"],
+            "envFrom": [{"configMapRef": {"name": "app-config"}, "prefix": "CFG_"}],
+            "env": [{"name": "PASSWORD", "valueFrom": {"secretKeyRef": {"name": "app-secret", "key": "password"}}},
+                    {"name": "GREETING", "valueFrom": {"configMapKeyRef": {"name": "app-config", "key": "greeting"}}},
+                    {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                    {"name": "POD_NS", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}],
+            "volumeMounts": [{"name": "config", "mountPath": "/etc/app"},
+                             {"name": "secret", "mountPath": "/etc/secret"}]}],
+        "volumes": [{"name": "config", "configMap": {"name": "app-config"}},
+                    {"name": "secret", "secret": {"secretName": "app-secret", "defaultMode": 0o400,
+                                                  "items": [{"key": "password", "path": "db/password"}]}}]}}
+    missing: dict[str, Any] = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "unconfigured"}, "spec": {
+        "containers": [{"name": "app", "image": "busybox:1.36", "command": ["sleep", "3600"],
+                        "env": [{"name": "X", "valueFrom": {"configMapKeyRef": {"name": "nothing", "key": "x"}}}]}]}}
+    for manifest in (pod, missing):
+        (tmp_path / f"{manifest['metadata']['name']}.json").write_text(json.dumps(manifest))
+    cluster.kubectl("-n", ns, "apply", "-f", str(tmp_path))
+    wait_until("configured Running", lambda: cluster.json("-n", ns, "get", "pod", "configured")["status"]
+               .get("phase") == "Running", timeout=60)
+    out = cluster.kubectl("-n", ns, "exec", "configured", "--", "sh", "-c",
+                          "cat /etc/app/greeting; echo; cat /etc/app/mode; echo; cat /etc/secret/db/password; echo;"
+                          " stat -L -c %a /etc/secret/db/password;"
+                          " echo $CFG_greeting $CFG_mode $PASSWORD $GREETING $POD_NAME $POD_NS").stdout.split("\n")
+    assert out[:5] == ["hello", "fast", "s3cret", "400", f"hello fast s3cret hello configured {ns}"], out
+    # A changed ConfigMap reaches the mounted files (not the environment), as with the kubelet.
+    cluster.kubectl("-n", ns, "patch", "configmap", "app-config", "-p", '{"data": {"greeting": "bonjour"}}')
+    wait_until("the new greeting in the volume",
+               lambda: cluster.kubectl("-n", ns, "exec", "configured", "--", "cat", "/etc/app/greeting").stdout
+               == "bonjour", timeout=30)
+    waiting = wait_until("CreateContainerConfigError", lambda: "CreateContainerConfigError" in (
+        got := cluster.kubectl("-n", ns, "get", "pod", "unconfigured").stdout) and got, timeout=60)
+    assert "CreateContainerConfigError" in waiting
+    state = cluster.json("-n", ns, "get", "pod", "unconfigured")["status"]["containerStatuses"][0]["state"]
+    assert state["waiting"]["message"] == 'configmap "nothing" not found', state
+
+
 def _agent_pid(cluster: Cluster, node: str) -> int | None:
     out = subprocess.run(["pgrep", "-f", f"netplane.dataplane.agent --node {node} .*--data-dir {cluster.data_dir}"],
                          capture_output=True, text=True).stdout.split()

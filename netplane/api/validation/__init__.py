@@ -47,7 +47,10 @@ def _old_spec(old: Obj | None) -> Any:
 
 
 def _service(obj: Obj, old: Obj | None) -> list[FieldError]:
-    errs = [] if old is None else service.validate_service_update(_spec(obj), _old_spec(old))
+    old_meta = None if old is None else old.get("metadata")
+    errs = service.validate_cloud_annotations(obj.get("metadata"), old_meta)
+    if old is not None:
+        errs += service.validate_service_update(_spec(obj), _old_spec(old))
     return errs + service.validate_service_spec(_spec(obj))
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from netplane.api.errors import FieldError, duplicate, forbidden, invalid, not_supported, required
 from netplane.api.gofmt import GoValue, string_slice
+from netplane.model import cloud_lb
 
 from . import formats
 from .access import as_dict, as_int, as_list, as_str
@@ -249,6 +251,59 @@ def validate_service_spec(spec: Any) -> list[FieldError]:
     distribution = spec.get("trafficDistribution")
     if distribution is not None and distribution != "PreferClose":
         errs.append(not_supported("spec.trafficDistribution", distribution, ["PreferClose"]))
+    return errs
+
+
+def _autocreate_problems(raw: str) -> list[str]:
+    try:
+        value = json.loads(raw)
+    except ValueError as e:
+        return [f"must be a JSON object: {e}"]
+    if not isinstance(value, dict):
+        return ["must be a JSON object"]
+    problems: list[str] = []
+    types = ", ".join(f'"{t}"' for t in cloud_lb.AUTOCREATE_TYPES)
+    if value.get("type") not in cloud_lb.AUTOCREATE_TYPES:
+        problems.append(f'"type" must be one of {types}')
+    for key in cloud_lb.AUTOCREATE_STRINGS:
+        if key in value and not isinstance(value[key], str):
+            problems.append(f'"{key}" must be a string')
+    mode = value.get("bandwidth_chargemode")
+    if isinstance(mode, str) and mode not in cloud_lb.AUTOCREATE_CHARGEMODES:
+        modes = ", ".join(f'"{m}"' for m in cloud_lb.AUTOCREATE_CHARGEMODES)
+        problems.append(f'"bandwidth_chargemode" must be one of {modes}')
+    size = value.get("bandwidth_size")
+    if "bandwidth_size" in value and (isinstance(size, bool) or not isinstance(size, int) or size <= 0):
+        problems.append('"bandwidth_size" must be a positive integer')
+    zones = value.get("available_zone")
+    if "available_zone" in value and not (isinstance(zones, list) and all(isinstance(z, str) for z in zones)):
+        problems.append('"available_zone" must be a list of strings')
+    return problems
+
+
+def validate_cloud_annotations(metadata: Any, old_metadata: Any = None) -> list[FieldError]:
+    """The cloud load-balancer annotations of the guide (SVC-9), on every Service type.
+
+    Known keys have their values checked; other keys under a provider's prefix are accepted as is.
+    On update a value left unchanged is not checked again, so a Service stored before a rule existed
+    can still be edited.
+    """
+    annotations = as_dict(as_dict(metadata).get("annotations"))
+    old = as_dict(as_dict(old_metadata).get("annotations"))
+    errs: list[FieldError] = []
+    for key in sorted(annotations):
+        value = annotations[key]
+        if cloud_lb.provider_of(key) is None or (key in old and old[key] == value) or not isinstance(value, str):
+            continue
+        path = f"metadata.annotations[{key}]"
+        if key in cloud_lb.ENUMS:
+            if value not in cloud_lb.ENUMS[key]:
+                errs.append(not_supported(path, value, cloud_lb.ENUMS[key]))
+        elif key in cloud_lb.NON_EMPTY:
+            if not value.strip():
+                errs.append(invalid(path, value, "must not be empty"))
+        elif key == cloud_lb.ELB_AUTOCREATE:
+            errs += [invalid(path, value, problem) for problem in _autocreate_problems(value)]
     return errs
 
 

@@ -23,11 +23,13 @@ from netplane.controllers.kube.errors import ApiError, Conflict, NotFound
 from netplane.controllers.kube.resources import Resource
 from netplane.controllers.runtime.informer import Informer
 from netplane.dataplane import podnet
+from netplane.dataplane.agent import podconfig
 from netplane.dataplane.agent import status as st
 from netplane.dataplane.agent.config import JOIN_CIDR, JOIN_GATEWAY, AgentConfig
 from netplane.dataplane.agent.services import ENDPOINTSLICES, SERVICES, ServiceProxy
 from netplane.dataplane.proxy import NodeConfig, Proxy
 from netplane.dataplane.runtime import client as runtime
+from netplane.dataplane.runtime import images
 from netplane.dataplane.runtime import spec as runtime_spec
 from netplane.dataplane.streams import record as streams_record
 from netplane.model.kubeovn import GROUP, VERSION
@@ -38,6 +40,8 @@ Obj = dict[str, Any]
 PODS = Resource("", "v1", "pods", kind="Pod")
 NODES = Resource("", "v1", "nodes", namespaced=False, kind="Node")
 SUBNETS = Resource(GROUP, VERSION, "subnets", namespaced=False, kind="Subnet")
+CONFIGMAPS = Resource("", "v1", "configmaps", kind="ConfigMap")
+SECRETS = Resource("", "v1", "secrets", kind="Secret")
 
 HEARTBEAT = 5.0
 STATUS_INTERVAL = 1.0  # how often shims' status files are read and reported
@@ -56,6 +60,11 @@ class Agent:
         self.subnets = Informer(self.client, SUBNETS, resync_period=60)
         self.services = Informer(self.client, SERVICES, resync_period=60)
         self.endpoint_slices = Informer(self.client, ENDPOINTSLICES, resync_period=60)
+        # Watched like the kubelet's "Watch" strategy (here: the whole cluster's, one informer each);
+        # every pod pass (STATUS_INTERVAL) re-renders running pods' config volumes from these caches.
+        self.configmaps = Informer(self.client, CONFIGMAPS, resync_period=60)
+        self.secrets = Informer(self.client, SECRETS, resync_period=60)
+        self.volume_files: dict[tuple[str, str], podconfig.Files] = {}  # (pod uid, volume) -> last written
         # The node's service proxy; subnets matter to it too (pod CIDRs decide what is masqueraded).
         self.proxy = ServiceProxy(self.services, self.endpoint_slices, self._proxy_config, Proxy(config.netns).sync)
         self.subnets.add_handler(self.proxy.mark_dirty, self.proxy.mark_dirty, self.proxy.mark_dirty)
@@ -74,9 +83,9 @@ class Agent:
             informer.add_handler(lambda _o: self.network_dirty.set(), lambda _o, _n: self.network_dirty.set(),
                                  lambda _o: self.network_dirty.set())
             informer.start()
-        for informer in (self.services, self.endpoint_slices):
+        for informer in (self.services, self.endpoint_slices, self.configmaps, self.secrets):
             informer.start()
-        for informer in (self.pods, self.nodes, self.subnets):
+        for informer in (self.pods, self.nodes, self.subnets, self.configmaps, self.secrets):
             await informer.wait_synced(60)
         log.info("node %s: registered, caches synced", self.config.node)
         heartbeat = asyncio.create_task(self.heartbeat_forever())
@@ -89,7 +98,8 @@ class Agent:
             proxy.cancel()
             for task in list(self.tasks):
                 task.cancel()
-            for informer in (self.pods, self.nodes, self.subnets, self.services, self.endpoint_slices):
+            for informer in (self.pods, self.nodes, self.subnets, self.services, self.endpoint_slices,
+                             self.configmaps, self.secrets):
                 await informer.stop()
             await self.client.close()
 
@@ -276,6 +286,8 @@ class Agent:
             return
         if shim is None:
             return
+        if not self._finished(pod) and ip is not None:
+            self._refresh_volumes(pod, str(ip))
         self._write_record(pod, shim)
         await self.report(pod, st.pod_status(pod, shim, self.config.fabric_address, str(ip) if ip else None))
 
@@ -284,10 +296,29 @@ class Agent:
         pod_dir = self.pod_dir(meta["uid"])
         volume_dirs = {}
         for volume in spec.get("volumes") or []:
+            path = pod_dir / "volumes" / volume["name"]
             if "emptyDir" in volume:
-                path = pod_dir / "volumes" / volume["name"]
                 path.mkdir(parents=True, exist_ok=True)
                 volume_dirs[volume["name"]] = str(path)
+                continue
+            try:
+                files = podconfig.render_volume(pod, volume, self._lookup, ip, self.config.fabric_address,
+                                                self._node_resources())
+                if files is None:
+                    continue
+                podconfig.write_volume(path, files)
+            except (podconfig.ConfigError, OSError) as e:
+                # As the kubelet: the pod stays ContainerCreating until the volume can be set up.
+                return f'MountVolume.SetUp failed for volume "{volume["name"]}" : {e}'
+            self.volume_files[(meta["uid"], volume["name"])] = files
+            volume_dirs[volume["name"]] = str(path)
+        pod, config_errors = podconfig.with_resolved_env(pod, self._lookup, ip, self.config.fabric_address,
+                                                         self._node_resources())
+        if config_errors:
+            images_of = {c["name"]: c.get("image", "") for c in [*(spec.get("initContainers") or []),
+                                                                  *(spec.get("containers") or [])]}
+            return {name: images.ImageError(images_of.get(name, ""), message, reason="CreateContainerConfigError")
+                    for name, message in config_errors.items()}
         hostname = spec.get("hostname") or meta["name"]
         etc = runtime_spec.write_etc_files(
             pod_dir / "etc", hostname, ip, [self.config.dns],
@@ -299,8 +330,40 @@ class Agent:
                                            etc_files=etc, hidden=[str(self.data_dir)],
                                            pod_ip=ip)
         except runtime_spec.SpecError as e:
-            # Volumes other than emptyDir are not prepared by this agent yet; say so on the pod.
+            # Volumes other than emptyDir and the config ones are not prepared here yet; say so on the pod.
             return f"cannot run this pod here: {e}"
+
+    def _lookup(self, kind: str, namespace: str, name: str) -> Obj | None:
+        informer = self.configmaps if kind == "configmap" else self.secrets
+        return informer.cache.get_by_name(name, namespace)
+
+    def _node_resources(self) -> podconfig.NodeResources:
+        allocatable = st.node_allocatable()
+        return podconfig.NodeResources(cpu=allocatable["cpu"], memory=allocatable["memory"],
+                                       ephemeral_storage=allocatable["ephemeral-storage"])
+
+    def _refresh_volumes(self, pod: Obj, ip: str) -> None:
+        """Brings a running pod's configMap/secret/downwardAPI volumes up to date (atomically). A source
+        that went missing leaves the files as they were, as the kubelet does."""
+        uid = pod["metadata"]["uid"]
+        for volume in (pod.get("spec") or {}).get("volumes") or []:
+            if not any(k in volume for k in podconfig.CONFIG_VOLUMES):
+                continue
+            try:
+                files = podconfig.render_volume(pod, volume, self._lookup, ip, self.config.fabric_address,
+                                                self._node_resources())
+            except podconfig.ConfigError as e:
+                log.debug("pod %s: volume %s not refreshed: %s", uid, volume["name"], e)
+                continue
+            if files is None or self.volume_files.get((uid, volume["name"])) == files:
+                continue
+            try:
+                if podconfig.write_volume(self.pod_dir(uid) / "volumes" / volume["name"], files):
+                    log.info("pod %s/%s: volume %s updated", pod["metadata"].get("namespace"),
+                             pod["metadata"]["name"], volume["name"])
+                self.volume_files[(uid, volume["name"])] = files
+            except OSError as e:
+                log.warning("pod %s: volume %s: %s", uid, volume["name"], e)
 
     async def start_pod(self, pod: Obj, spec: runtime_spec.PodRuntimeSpec) -> None:
         uid = pod["metadata"]["uid"]
@@ -334,6 +397,8 @@ class Agent:
                     await self.client.delete(PODS, meta["name"], meta.get("namespace"), uid=uid,
                                              grace_period_seconds=0)
             shutil.rmtree(pod_dir, ignore_errors=True)
+            for key in [k for k in self.volume_files if k[0] == uid]:
+                del self.volume_files[key]
             log.info("pod %s/%s: stopped and removed", meta.get("namespace"), meta["name"])
             self.network_dirty.set()
         except Exception:

@@ -149,11 +149,15 @@ def node_object(name: str, join_address: str, join_cidr: str, join_gateway: str,
                         SWITCH_ANNOTATION: "join", "netplane.io/join-prefix": str(prefix)}}}
 
 
+def node_allocatable() -> dict[str, str]:
+    return {"cpu": str(os.cpu_count() or 1), "memory": f"{_memory_kib()}Ki", "pods": "110",
+            "ephemeral-storage": "10Gi"}
+
+
 def node_status(name: str, fabric_address: str, previous: Obj | None = None) -> Obj:
     stamp = now()
     old: Obj = next((c for c in (previous or {}).get("conditions") or [] if c.get("type") == "Ready"), {})
-    capacity = {"cpu": str(os.cpu_count() or 1), "memory": f"{_memory_kib()}Ki", "pods": "110",
-                "ephemeral-storage": "10Gi"}
+    capacity = node_allocatable()
     uname = os.uname()
     return {
         "addresses": [{"type": "InternalIP", "address": fabric_address}, {"type": "Hostname", "address": name}],

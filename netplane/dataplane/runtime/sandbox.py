@@ -17,8 +17,10 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sys
 from pathlib import Path
 
+import netplane
 from netplane.dataplane.runtime import linux
 from netplane.dataplane.runtime.linux import (
     MNT_DETACH,
@@ -82,6 +84,13 @@ def _mount_points() -> list[str]:
 DEVICES = ("null", "zero", "full", "random", "urandom", "tty")
 
 
+def _runtime_paths() -> list[str]:
+    """Where the running netplane comes from: its virtualenv, its interpreter and its sources."""
+    package_root = os.path.dirname(os.path.dirname(os.path.abspath(netplane.__file__)))
+    paths = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, package_root)}
+    return sorted(paths)
+
+
 def _minimal_dev(dst: str) -> None:
     mount("tmpfs", dst, "tmpfs", MS_NOSUID, "mode=755,size=64k")
     for name in DEVICES:
@@ -135,6 +144,12 @@ def build_root(spec: PodRuntimeSpec, staging: Path) -> None:
     for path, mode in PRIVATE_TMPFS.items():
         if os.path.isdir(new + path):
             mount("tmpfs", new + path, "tmpfs", MS_NOSUID | MS_NODEV, f"mode={mode}")
+    for path in _runtime_paths():
+        # netplane itself (its interpreter and sources, which image wrappers run from) may live
+        # under a directory the pod gets privately, e.g. a checkout in /tmp: put it back, read-only.
+        if any(path == p or path.startswith(p + "/") for p in PRIVATE_TMPFS) and os.path.isdir(path):
+            os.makedirs(new + path, exist_ok=True)
+            _bind(path, new + path, read_only=True)
     mount("proc", new + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
     for target, source in spec.etc_files.items():
         _bind(source, _mount_point(new, target), read_only=True)
