@@ -5,8 +5,10 @@ from __future__ import annotations
 import base64
 import json
 import ssl
+import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from typing import Any
 
 import yaml
@@ -49,3 +51,12 @@ class Client:
             return status, json.loads(raw)
         except ValueError:
             return status, raw.decode()
+
+
+def eventually(check: Callable[[], object], timeout: float = 30, what: str = "") -> None:
+    """Poll ``check`` until it is truthy; fail after ``timeout`` seconds, naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not reached in time: {what}")
+        time.sleep(0.25)

@@ -198,10 +198,10 @@ class ApiServer:
             if len(parts) == 2:
                 doc = discovery.api_group(self.core.registry, parts[1])
                 if doc is None:
-                    raise ApiError(404, "NotFound", "the server could not find the requested resource")
+                    raise errors.no_route()
                 return _json(doc)
             return await self._group_version(request, parts[1], parts[2], parts[3:])
-        raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        raise errors.no_route()
 
     # --- discovery and OpenAPI --------------------------------------------------------
 
@@ -219,7 +219,7 @@ class ApiServer:
         gv_path = path[len("/openapi/v3/"):]
         entry = self.openapi.document(gv_path)
         if entry is None:
-            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+            raise errors.no_route()
         raw, digest = entry
         asked = request.query.get("hash")
         if asked and asked != digest:
@@ -253,27 +253,27 @@ class ApiServer:
         if not rest:
             doc = discovery.resource_list(self.core.registry, group, version)
             if doc is None:
-                raise ApiError(404, "NotFound", "the server could not find the requested resource")
+                raise errors.no_route()
             return _json(doc)
         target = self._target(group, version, rest)
         if target is None:
-            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+            raise errors.no_route()
         if target.subresource and target.subresource in target.rt.connect:
             request[RESOURCE] = f"{target.rt.plural}/{target.subresource}"
             request[VERB] = "CONNECT"
             return await self.streaming.serve(request, target.rt, target.namespace or "", target.name,
                                               target.subresource)
         if target.subresource and target.subresource not in target.rt.subresources:
-            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+            raise errors.no_route()
         request[RESOURCE] = target.rt.plural
         method = request.method
         if reviews.is_review(target.rt):
             request[VERB] = method
             if method != "POST" or target.name:
-                raise errors.method_not_allowed("the server does not allow this method on the requested resource")
+                raise errors.method_not_allowed()
             return _json(self.auth.review(request, target.rt, await self._body(request)), 201)
         if target.subresource in ("binding", "eviction") and method != "POST":
-            raise errors.method_not_allowed("the server does not allow this method on the requested resource")
+            raise errors.method_not_allowed()
         if method == "GET":
             if target.name:
                 request[VERB] = "GET"
@@ -284,7 +284,7 @@ class ApiServer:
             request[VERB] = "LIST"
             return self._list(request, target)
         if not target.name and method != "POST" and method != "DELETE":
-            raise errors.method_not_allowed("the server does not allow this method on the requested resource")
+            raise errors.method_not_allowed()
         request[VERB] = method
         if method == "POST" and target.subresource in ("binding", "eviction"):
             body = await self._body(request)
@@ -303,7 +303,7 @@ class ApiServer:
             if not target.name:
                 return await self._delete_collection(request, target)
             return await self._delete(request, target)
-        raise errors.method_not_allowed("the server does not allow this method on the requested resource")
+        raise errors.method_not_allowed()
 
     def _respond(self, request: web.Request, rt: ResourceType, obj: Obj, status: int = 200,
                  warnings: list[str] | None = None) -> web.Response:
@@ -314,18 +314,22 @@ class ApiServer:
             return _json(body, status, headers=headers)
         return _json(obj, status, headers=headers)
 
+    def _wire(self, rt: ResourceType, value: bytes) -> bytes:
+        """A stored value as served. Only built-in objects are stored exactly as served, so their
+        bytes are spliced as they are; a custom object keeps the version it was written in."""
+        if rt.stored_as_served:
+            return value
+        return orjson.dumps(self.core.present(rt, decode(value)))
+
     def _get(self, request: web.Request, target: Target) -> web.Response:
         ns = target.namespace or ""
         if target.subresource == "scale":
             return _json(get_scale(target.rt, self.core.get(target.rt, ns, target.name)))
         rt = target.rt
-        # Only built-in objects are stored exactly as served: a custom object keeps the version it
-        # was written in, whichever version it is read in now.
-        if rt.stored_as_served and not tables.wants_table(
-                request.headers.get("Accept", "")):
-            record = self.core.get_record(rt, ns, target.name)
-            return web.Response(body=record.value, headers={"Content-Type": "application/json"})
-        return self._respond(request, rt, self.core.get(rt, ns, target.name))
+        if tables.wants_table(request.headers.get("Accept", "")):
+            return self._respond(request, rt, self.core.get(rt, ns, target.name))
+        record = self.core.get_record(rt, ns, target.name)
+        return web.Response(body=self._wire(rt, record.value), headers={"Content-Type": "application/json"})
 
     def _selectors(self, request: web.Request, rt: ResourceType) -> tuple[Any, Any]:
         raw_labels = request.query.get("labelSelector")
@@ -364,11 +368,7 @@ class ApiServer:
         list_meta: dict[str, Any] = {"resourceVersion": list_rev}
         if next_token:
             list_meta["continue"] = next_token
-        if rt.stored_as_served:
-            # Stored values are already the wire form: splice them instead of decoding and re-encoding.
-            items = b",".join(r.value for r in records)
-        else:
-            items = b",".join(orjson.dumps(self.core.present(rt, decode(r.value))) for r in records)
+        items = b",".join(self._wire(rt, r.value) for r in records)
         head = orjson.dumps({"kind": f"{rt.kind}List", "apiVersion": rt.api_version, "metadata": list_meta})
         return web.Response(body=head[:-1] + b',"items":[' + items + b"]}",
                             headers={"Content-Type": "application/json"})
@@ -403,7 +403,7 @@ class ApiServer:
 
     async def _create(self, request: web.Request, target: Target) -> web.Response:
         if target.name:
-            raise errors.method_not_allowed("the server does not allow this method on the requested resource")
+            raise errors.method_not_allowed()
         body = await self._body(request)
         opts = self._write_options(request, "CreateOptions")
         obj = self.core.create(target.rt, target.namespace or "", body, opts)
@@ -594,8 +594,6 @@ class ApiServer:
         first = True
         last_rev = self.core.store.raw.revision
 
-        same_shape = rt.stored_as_served
-
         def encode(kind: str, value: bytes) -> bytes:
             nonlocal first
             if as_table:
@@ -603,10 +601,7 @@ class ApiServer:
                 table = tables.table(rt, [obj], obj["metadata"].get("resourceVersion", ""), include, first)
                 first = False
                 return orjson.dumps({"type": kind, "object": table}) + b"\n"
-            if not same_shape:
-                value = orjson.dumps(self.core.present(rt, decode(value)))
-            # Stored bytes are the wire form: no per-watcher re-encoding.
-            return b'{"type":"' + kind.encode() + b'","object":' + value + b"}\n"
+            return b'{"type":"' + kind.encode() + b'","object":' + self._wire(rt, value) + b"}\n"
 
         try:
             if not from_rev or initial_events:

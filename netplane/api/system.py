@@ -95,10 +95,13 @@ class SystemControllers:
             except Exception:  # a controller bug must not stop the others
                 log.exception("system controller failed on %s", event.record.key)
 
+    def _unindex(self, record: Record | None) -> None:
+        if record is not None and record.attrs is not None:
+            for uid in record.attrs.owners:
+                self._owners.get(uid, set()).discard(record.key)
+
     def _index(self, record: Record, prev: Record | None) -> None:
-        if prev is not None and prev.attrs is not None:
-            for uid in prev.attrs.owners:
-                self._owners.get(uid, set()).discard(prev.key)
+        self._unindex(prev)
         if record.attrs is not None:
             for uid in record.attrs.owners:
                 self._owners.setdefault(uid, set()).add(record.key)
@@ -107,9 +110,8 @@ class SystemControllers:
         group, plural, namespace, _ = _parse_key(event.record.key)
         rt = storage_type(self.core.registry, group, plural)
         if event.type == "DELETED":
-            self._index(event.record, event.prev)
-            for uid in event.record.attrs.owners if event.record.attrs else ():
-                self._owners.get(uid, set()).discard(event.record.key)
+            self._unindex(event.prev)
+            self._unindex(event.record)
         else:
             self._index(event.record, event.prev)
         if rt is None:

@@ -10,7 +10,7 @@ import contextlib
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -21,6 +21,7 @@ from netplane.controllers.kube.errors import ApiError
 from netplane.controllers.workloads.kinds import PODS
 from tests.conftest import Kubectl, Netplane
 from tests.e2e.fake_kubelet import FakeKubelet, running_status
+from tests.helpers import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -40,14 +41,6 @@ class AddressingKubelet(FakeKubelet):
                 pod["status"]["podIPs"] = [{"ip": annotations[IP_ADDRESS]}]
                 with contextlib.suppress(ApiError):
                     await client.update_status(PODS, pod)
-
-
-def eventually(check: Callable[[], object], timeout: float = 30, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not reached in time: {what}")
-        time.sleep(0.25)
 
 
 @pytest.fixture(scope="module")

@@ -6,26 +6,22 @@ import subprocess
 import sys
 import textwrap
 import time
-import uuid
 from collections.abc import Iterator
 
 import pytest
 
-from netplane.dataplane.fabric import build_fabric, cluster_namespaces, remove_fabric
-from netplane.dataplane.fabric_plan import FabricPlan, plan_fabric
+from netplane.dataplane.fabric import build_fabric, cluster_namespaces
+from netplane.dataplane.fabric_plan import FabricPlan
 from tests.conftest import ROOT
+from tests.e2e.fabrics import two_node_fabric
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture
 def fabric() -> Iterator[FabricPlan]:
-    plan = plan_fabric("t" + uuid.uuid4().hex[:5], ["node1", "node2"], "10.250.7.0/24")
-    build_fabric(plan)
-    try:
+    with two_node_fabric("t", "10.250.7.0/24") as plan:
         yield plan
-    finally:
-        remove_fabric(plan.cluster_id)
     assert cluster_namespaces(plan.cluster_id) == []
 
 

@@ -11,14 +11,13 @@ import json
 import subprocess
 import sys
 import textwrap
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from netplane.dataplane.fabric import build_fabric, cluster_namespaces, remove_fabric
-from netplane.dataplane.fabric_plan import FabricPlan, plan_fabric
+from netplane.dataplane.fabric import cluster_namespaces
+from netplane.dataplane.fabric_plan import FabricPlan
 from netplane.dataplane.podnet import (
     Cluster,
     Node,
@@ -32,6 +31,7 @@ from netplane.dataplane.podnet import (
 )
 from netplane.dataplane.podnet.plan import host_ifname
 from tests.conftest import ROOT
+from tests.e2e.fabrics import two_node_fabric
 
 pytestmark = pytest.mark.e2e
 
@@ -72,12 +72,8 @@ def apply_all(fabric: FabricPlan, pods: list[Pod], nat_outgoing: bool = True) ->
 
 @pytest.fixture
 def fabric() -> Iterator[FabricPlan]:
-    plan = plan_fabric("q" + uuid.uuid4().hex[:5], ["node1", "node2"], FABRIC_CIDR)
-    build_fabric(plan)
-    try:
+    with two_node_fabric("q", FABRIC_CIDR) as plan:
         yield plan
-    finally:
-        remove_fabric(plan.cluster_id)
     assert cluster_namespaces(plan.cluster_id) == []
     assert not [n for n in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split()
                 if n.startswith(f"np-{plan.cluster_id}")]

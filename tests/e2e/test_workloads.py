@@ -9,22 +9,15 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
 from tests.conftest import Kubectl, Netplane
 from tests.e2e.fake_kubelet import FakeKubelet
+from tests.helpers import eventually
 
 pytestmark = pytest.mark.e2e
-
-
-def eventually(check: Callable[[], object], timeout: float = 30, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not reached in time: {what}")
-        time.sleep(0.25)
 
 
 @pytest.fixture(scope="module")

@@ -85,7 +85,7 @@ class StreamingApi:
                     subresource: str) -> web.StreamResponse:
         allowed = ("GET",) if subresource == "log" else ("GET", "POST")
         if request.method not in allowed:
-            raise errors.method_not_allowed("the server does not allow this method on the requested resource")
+            raise errors.method_not_allowed()
         pod = self.core.get(rt, namespace, name)
         ref = PodRef(pod["metadata"].get("uid", ""), namespace, name)
         if subresource == "log":

@@ -14,7 +14,6 @@ process pool for pure-Python number crunching that holds the GIL).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -26,6 +25,7 @@ from netplane.controllers.runtime.cache import object_key
 from netplane.controllers.runtime.informer import Informer
 from netplane.controllers.runtime.metrics import ControllerMetrics
 from netplane.controllers.runtime.ratelimit import RateLimiter
+from netplane.controllers.runtime.tasks import cancel_and_wait
 from netplane.controllers.runtime.workqueue import ShutDown, WorkQueue
 
 log = logging.getLogger("netplane.controller")
@@ -88,11 +88,7 @@ class Controller:
     async def stop(self) -> None:
         """Stop at once: workers are cancelled mid-reconcile (reconciles must be idempotent anyway)."""
         self.queue.shutdown()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         self._tasks.clear()
 
     async def _worker(self) -> None:

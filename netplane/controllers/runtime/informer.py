@@ -14,7 +14,6 @@ Handlers are synchronous and must be quick: they only enqueue keys.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 from collections.abc import Callable
@@ -27,6 +26,7 @@ from netplane.controllers.kube.client import Client
 from netplane.controllers.kube.errors import ApiError, Expired
 from netplane.controllers.kube.resources import Resource
 from netplane.controllers.runtime.cache import Cache, IndexFunc, object_key
+from netplane.controllers.runtime.tasks import cancel_and_wait
 
 log = logging.getLogger("netplane.informer")
 
@@ -94,11 +94,7 @@ class Informer:
                                                 name=f"resync {self.name}"))
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         self._tasks.clear()
 
     async def run(self) -> None:

@@ -5,7 +5,6 @@ as a whole when it stops leading, so nothing of a previous term's state leaks in
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Any
 
@@ -17,6 +16,7 @@ from netplane.controllers.runtime.events import EventRecorder
 from netplane.controllers.runtime.informer import Informer
 from netplane.controllers.runtime.metrics import ControllerMetrics
 from netplane.controllers.runtime.ratelimit import RateLimiter
+from netplane.controllers.runtime.tasks import cancel_and_wait
 
 log = logging.getLogger("netplane.manager")
 
@@ -68,8 +68,6 @@ class Manager:
 
     async def stop(self) -> None:
         if self._starter is not None:
-            self._starter.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._starter
+            await cancel_and_wait([self._starter])
         await asyncio.gather(*(c.stop() for c in self.controllers))
         await asyncio.gather(*(i.stop() for i in self.informers.values()))

@@ -13,6 +13,7 @@ it with its owner.
 
 from __future__ import annotations
 
+from netplane.controllers.runtime.cache import object_key
 from netplane.controllers.runtime.manager import Manager
 from netplane.controllers.workloads.daemonset import DaemonSets
 from netplane.controllers.workloads.deployment import Deployments
@@ -51,7 +52,6 @@ def setup(mgr: Manager) -> None:
 
     # A pod that vanished will never show up for a controller still expecting its creation.
     def forget(pod: dict[str, object]) -> None:
-        from netplane.controllers.runtime.cache import object_key
         replicasets.expectations.observed_deletion(object_key(pod))
         daemons.expectations.observed_deletion(object_key(pod))
 

@@ -22,7 +22,7 @@ from netplane.controllers.workloads import daemons
 from netplane.controllers.workloads.expectations import Expectations
 from netplane.controllers.workloads.kinds import DAEMONSETS, PODS
 from netplane.controllers.workloads.owned import controlled_by
-from netplane.controllers.workloads.pods import available_after, meta, terminating
+from netplane.controllers.workloads.pods import available_after, meta, next_available, terminating
 from netplane.controllers.workloads.rollout import scaled_value
 from netplane.controllers.workloads.templates import pod_for, template_hash
 
@@ -101,5 +101,5 @@ class DaemonSets:
             ds["status"] = status
             with contextlib.suppress(NotFound):
                 await self.client.update_status(DAEMONSETS, ds)
-        pending = [w for w in waits if w is not None and w > 0]
-        return Result(requeue_after=min(pending) + 0.05) if pending else Result()
+        recheck = next_available(waits)
+        return Result(requeue_after=recheck + 0.05) if recheck is not None else Result()

@@ -71,6 +71,12 @@ def available_after(pod: Obj, min_ready_seconds: int, now: dt.datetime) -> float
     return max(0.0, min_ready_seconds - (now - since).total_seconds())
 
 
+def next_available(waits: Iterable[float | None]) -> float | None:
+    """Seconds until the next ready-but-not-yet-available pod becomes available (None: none waits)."""
+    pending = [w for w in waits if w is not None and w > 0]
+    return min(pending) if pending else None
+
+
 def controller_ref(obj: Obj) -> Obj | None:
     for ref in meta(obj).get("ownerReferences") or []:
         if isinstance(ref, dict) and ref.get("controller"):

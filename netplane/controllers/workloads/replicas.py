@@ -9,7 +9,14 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from netplane.controllers.workloads.pods import active, available_after, colocation, deletion_order, ready
+from netplane.controllers.workloads.pods import (
+    active,
+    available_after,
+    colocation,
+    deletion_order,
+    next_available,
+    ready,
+)
 
 Obj = dict[str, Any]
 
@@ -58,9 +65,8 @@ class Counts:
 def count(pods: list[Obj], template_labels: dict[str, str], min_ready_seconds: int, now: dt.datetime) -> Counts:
     alive = [p for p in pods if active(p)]
     waits = [available_after(p, min_ready_seconds, now) for p in alive]
-    pending = [w for w in waits if w is not None and w > 0]
     labelled = sum(1 for p in alive
                    if all(((p.get("metadata") or {}).get("labels") or {}).get(k) == v
                           for k, v in template_labels.items()))
     return Counts(replicas=len(alive), fully_labeled=labelled, ready=sum(1 for p in alive if ready(p)),
-                  available=sum(1 for w in waits if w == 0), recheck_after=min(pending) if pending else None)
+                  available=sum(1 for w in waits if w == 0), recheck_after=next_available(waits))

@@ -21,7 +21,7 @@ from netplane.controllers.runtime.manager import Manager
 from netplane.controllers.workloads.kinds import PODS, STATEFULSETS
 from netplane.controllers.workloads.ordinals import Member, next_step, ordinal_of
 from netplane.controllers.workloads.owned import controlled_by
-from netplane.controllers.workloads.pods import active, available_after, meta, ready, terminating
+from netplane.controllers.workloads.pods import active, available_after, meta, next_available, ready, terminating
 from netplane.controllers.workloads.templates import pod_for, template_hash
 
 Obj = dict[str, Any]
@@ -118,5 +118,5 @@ class StatefulSets:
             sts["status"] = status
             with contextlib.suppress(NotFound):
                 await self.client.update_status(STATEFULSETS, sts)
-        pending = [w for w in waits if w is not None and w > 0]
-        return Result(requeue_after=min(pending) + 0.05) if pending else Result()
+        recheck = next_available(waits)
+        return Result(requeue_after=recheck + 0.05) if recheck is not None else Result()

@@ -181,6 +181,10 @@ class Agent:
             nodes.append(podnet.Node(self.config.node, self.config.netns,
                                      ipaddress.IPv4Address(self.config.fabric_address),
                                      ipaddress.IPv4Address(self.config.join_address)))
+        return podnet.Cluster(self.config.cluster_id, tuple(nodes), self._subnets(),
+                              join_cidr=ipaddress.IPv4Network(JOIN_CIDR))
+
+    def _subnets(self) -> tuple[podnet.Subnet, ...]:
         subnets = []
         for subnet in self.subnets.cache:
             spec = subnet.get("spec") or {}
@@ -192,12 +196,11 @@ class Agent:
             if subnet["metadata"]["name"] == "join" or (spec.get("vpc") not in (None, "", "ovn-cluster")):
                 continue  # the join subnet is the nodes'; custom VPCs are not wired by this agent
             subnets.append(podnet.Subnet(subnet["metadata"]["name"], cidr, gateway, bool(spec.get("natOutgoing"))))
-        return podnet.Cluster(self.config.cluster_id, tuple(nodes), tuple(subnets),
-                              join_cidr=ipaddress.IPv4Network(JOIN_CIDR))
+        return tuple(subnets)
 
     def _proxy_config(self) -> NodeConfig:
         # NodePorts answer on the node's fabric address (kube-proxy's default: the node IPs).
-        cidrs = tuple(s.cidr for s in self._cluster().subnets if isinstance(s.cidr, ipaddress.IPv4Network))
+        cidrs = tuple(s.cidr for s in self._subnets() if isinstance(s.cidr, ipaddress.IPv4Network))
         return NodeConfig(self.config.node, (ipaddress.IPv4Address(self.config.fabric_address),), cidrs)
 
     def _wanted_on_network(self, pod: Obj) -> bool:

@@ -10,7 +10,6 @@ import logging
 import os
 import socket
 import sys
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,30 +35,16 @@ def default_node_names(count: int) -> list[str]:
 def listen_in_netns(netns: str, host: str, port: int) -> socket.socket:
     """A listening TCP socket that lives in ``netns`` while the process stays where it is.
 
-    setns(CLONE_NEWNET) affects only the calling thread, so a short-lived thread enters the
-    namespace, creates and binds the socket, and exits; the socket keeps its namespace."""
-    result: dict[str, socket.socket | BaseException] = {}
+    The socket is created and bound by `linux.in_netns`'s short-lived thread and keeps its namespace."""
+    def bind() -> socket.socket:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(1024)
+        sock.setblocking(False)
+        return sock
 
-    def work() -> None:
-        try:
-            linux.setns_path(f"/run/netns/{netns}", linux.CLONE_NEWNET)
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((host, port))
-            sock.listen(1024)
-            sock.setblocking(False)
-            result["sock"] = sock
-        except BaseException as e:
-            result["error"] = e
-
-    thread = threading.Thread(target=work, name=f"listen in {netns}")
-    thread.start()
-    thread.join()
-    if "error" in result:
-        raise result["error"]  # type: ignore[misc]
-    sock = result["sock"]
-    assert isinstance(sock, socket.socket)
-    return sock
+    return linux.in_netns(f"/run/netns/{netns}", bind)
 
 
 def stop_pods(data_dir: Path) -> list[str]:

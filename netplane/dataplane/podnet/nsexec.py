@@ -8,13 +8,11 @@ and the thread exits afterwards instead of switching back).
 
 from __future__ import annotations
 
-import ctypes
-import os
 import subprocess
-import threading
 from pathlib import Path
 
-CLONE_NEWNET = 0x40000000
+from netplane.dataplane.runtime import linux
+
 NETNS_RUN_DIR = Path("/run/netns")
 
 
@@ -32,24 +30,14 @@ def netns_exists(name: str) -> bool:
     return netns_path(name).exists()
 
 
-def _in_netns(name: str, work: list[tuple[str, str]], result: dict[str, object]) -> None:
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        fd = os.open(netns_path(name), os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            if libc.setns(fd, CLONE_NEWNET) != 0:
-                raise NetnsError(ctypes.get_errno(), f"setns into {name}")
-        finally:
-            os.close(fd)
-        changed = []
-        for key, value in work:
-            path = Path("/proc/sys") / key
-            if path.read_text().strip() != value:
-                path.write_text(value)
-                changed.append(key)
-        result["changed"] = changed
-    except BaseException as e:  # handed to the caller's thread
-        result["error"] = e
+def _write_sysctls(work: list[tuple[str, str]]) -> list[str]:
+    changed = []
+    for key, value in work:
+        path = Path("/proc/sys") / key
+        if path.read_text().strip() != value:
+            path.write_text(value)
+            changed.append(key)
+    return changed
 
 
 def ensure_sysctls(netns: str, sysctls: list[tuple[str, str]] | tuple[tuple[str, str], ...]) -> list[str]:
@@ -57,20 +45,18 @@ def ensure_sysctls(netns: str, sysctls: list[tuple[str, str]] | tuple[tuple[str,
     for key, _ in sysctls:
         if not key.startswith("net/") or ".." in key.split("/"):
             raise NetnsError(f"refusing sysctl {key!r}")
-    result: dict[str, object] = {}
-    thread = threading.Thread(target=_in_netns, args=(netns, list(sysctls), result), name=f"sysctl-{netns}")
-    thread.start()
-    thread.join()
-    if "error" in result:
-        raise result["error"]  # type: ignore[misc]
-    changed = result["changed"]
-    assert isinstance(changed, list)
-    return changed
+    work = list(sysctls)
+    return linux.in_netns(str(netns_path(netns)), lambda: _write_sysctls(work))
+
+
+def run_in(netns: str, argv: list[str], stdin: str | None = None,
+           timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    """Run `argv` with `ip netns exec` in `netns`, capturing its text output; never raises on exit status."""
+    netns_path(netns)  # validates the name
+    return subprocess.run(["ip", "netns", "exec", netns, *argv], input=stdin, capture_output=True, text=True,
+                          timeout=timeout, check=False)
 
 
 def nft(netns: str, script: str | None = None, *args: str) -> subprocess.CompletedProcess[str]:
     """Run `nft` in `netns` (`nft -f -` with `script` on stdin when given)."""
-    argv = ["ip", "netns", "exec", str(netns_path(name=netns).name), "nft", *args]
-    if script is not None:
-        argv += ["-f", "-"]
-    return subprocess.run(argv, input=script, capture_output=True, text=True, timeout=30, check=False)
+    return run_in(netns, ["nft", *args, *(["-f", "-"] if script is not None else [])], script)

@@ -17,9 +17,8 @@ from __future__ import annotations
 
 import logging
 import shutil
-import subprocess
 
-from netplane.dataplane.podnet.nsexec import netns_exists, netns_path
+from netplane.dataplane.podnet.nsexec import netns_exists, netns_path, run_in
 from netplane.dataplane.podnet.nsexec import nft as run_nft
 from netplane.dataplane.proxy.render import FAMILY, TABLE, Chain, NftSet, Ruleset, UdpFrontend, render_text
 
@@ -143,8 +142,7 @@ class Proxy:
         done = []
         for args in flows:
             # Exit status 1 with "0 flow entries" just means there was nothing to delete.
-            subprocess.run(["ip", "netns", "exec", self.netns, "conntrack", "-D", *args],
-                           capture_output=True, text=True, timeout=10, check=False)
+            run_in(self.netns, ["conntrack", "-D", *args], timeout=10)
             done.append("conntrack -D " + " ".join(args))
         return done
 

@@ -11,6 +11,11 @@ import ctypes
 import ctypes.util
 import os
 import platform
+import threading
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
@@ -80,6 +85,32 @@ def setns_path(path: str, nstype: int) -> None:
         setns(fd, nstype)
     finally:
         os.close(fd)
+
+
+def in_netns(path: str, work: Callable[[], T]) -> T:
+    """``work()`` run in the network namespace at ``path``; its result or exception is returned here.
+
+    setns(CLONE_NEWNET) affects only the calling thread, so a short-lived thread enters the
+    namespace, does the work and exits instead of switching back: the caller's own threads never
+    change namespace. Sockets keep the namespace they were created in, and `/proc/sys/net` shows
+    that of the thread opening it."""
+    result: list[tuple[bool, object]] = []
+
+    def run() -> None:
+        try:
+            setns_path(path, CLONE_NEWNET)
+            result.append((True, work()))
+        except BaseException as e:  # handed to the caller's thread
+            result.append((False, e))
+
+    thread = threading.Thread(target=run, name=f"in {path}", daemon=True)
+    thread.start()
+    thread.join()
+    ok, value = result[0]
+    if not ok:
+        assert isinstance(value, BaseException)
+        raise value
+    return value  # type: ignore[return-value]
 
 
 def mount(source: str | None, target: str, fstype: str | None, flags: int = 0, data: str | None = None) -> None:

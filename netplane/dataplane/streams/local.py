@@ -47,6 +47,16 @@ def _container_env(pid: int, tty: bool) -> dict[str, str]:
     return env
 
 
+async def _ready(fd: int, add: Callable[..., object], remove: Callable[[int], object]) -> None:
+    """Until the loop reports `fd` ready (`add`/`remove`: its add_reader/remove_reader or the writer pair)."""
+    ready = asyncio.get_running_loop().create_future()
+    add(fd, ready.set_result, None)
+    try:
+        await ready
+    finally:
+        remove(fd)
+
+
 async def _read_fd(fd: int) -> bytes:
     """One read from a non-blocking descriptor; b"" at its end (EIO is how a pty reports it)."""
     loop = asyncio.get_running_loop()
@@ -59,12 +69,7 @@ async def _read_fd(fd: int) -> bytes:
             if e.errno == errno.EIO:
                 return b""
             raise
-        ready = loop.create_future()
-        loop.add_reader(fd, ready.set_result, None)
-        try:
-            await ready
-        finally:
-            loop.remove_reader(fd)
+        await _ready(fd, loop.add_reader, loop.remove_reader)
 
 
 async def _write_fd(fd: int, data: bytes) -> None:
@@ -76,12 +81,7 @@ async def _write_fd(fd: int, data: bytes) -> None:
             continue
         except BlockingIOError:
             pass
-        ready = loop.create_future()
-        loop.add_writer(fd, ready.set_result, None)
-        try:
-            await ready
-        finally:
-            loop.remove_writer(fd)
+        await _ready(fd, loop.add_writer, loop.remove_writer)
 
 
 class ProcessSession:

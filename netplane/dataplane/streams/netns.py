@@ -8,38 +8,13 @@ relays with it. The thread never returns to a pool, so no other work runs in the
 from __future__ import annotations
 
 import asyncio
-import ctypes
-import os
 import socket
-import threading
 
-CLONE_NEWNET = 0x40000000
-_libc = ctypes.CDLL(None, use_errno=True)
+from netplane.dataplane.runtime import linux
 
 
 def _socket_in(netns_path: str) -> socket.socket:
-    result: list[socket.socket | BaseException] = []
-
-    def run() -> None:
-        try:
-            fd = os.open(netns_path, os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                if _libc.setns(fd, CLONE_NEWNET) != 0:
-                    err = ctypes.get_errno()
-                    raise OSError(err, f"setns {netns_path}: {os.strerror(err)}")
-            finally:
-                os.close(fd)
-            result.append(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
-        except BaseException as e:  # handed to the caller's thread
-            result.append(e)
-
-    thread = threading.Thread(target=run, name="netns-socket", daemon=True)
-    thread.start()
-    thread.join()
-    out = result[0]
-    if isinstance(out, BaseException):
-        raise out
-    return out
+    return linux.in_netns(netns_path, lambda: socket.socket(socket.AF_INET, socket.SOCK_STREAM))
 
 
 async def open_connection(netns_path: str, port: int,
