@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 DEB_PACKAGES := iproute2 nftables nginx-light busybox conntrack curl
 ARGS ?=
 
-.PHONY: run test setup lint unit integration e2e bench clean
+.PHONY: run test setup lint unit integration e2e bench bench-dns clean
 
 $(STAMP): pyproject.toml
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,10 @@ e2e: setup
 bench: setup
 	@command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk >/dev/null; } || true
 	$(VENV)/bin/python -m bench.api $(ARGS)
+
+bench-dns: setup
+	@command -v dnsperf >/dev/null 2>&1 && command -v unbound >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq dnsperf unbound >/dev/null; } || true
+	$(VENV)/bin/python -m bench.dns $(ARGS)
 
 clean:
 	rm -rf $(VENV) .netplane

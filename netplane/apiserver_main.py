@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiohttp import web
+from cryptography.hazmat.primitives import serialization
 
 from netplane import certs, datadir
 from netplane.api.auth.bootstrap import ensure_builtin_roles
@@ -27,6 +28,7 @@ from netplane.api.system import SystemControllers
 from netplane.controllers.supervisor import ControllerProcess
 from netplane.dataplane.streams import LocalStreamBackend
 from netplane.model import ALL_KINDS, crd_manifest
+from netplane.model.plugins import CLUSTER_PLUGIN
 from netplane.store import SqliteStore
 
 log = logging.getLogger("netplane")
@@ -69,11 +71,26 @@ def build(options: UpOptions, port_for_kubernetes_service: int) -> tuple[ApiCore
     store = ObjectStore(SqliteStore(options.data_dir / "state.db", _indexer(registry)), registry)
     core = ApiCore(store, registry, options.service_cidr, options.node_port_range)
     core.admission.rebuild()
-    system = SystemControllers(core, port_for_kubernetes_service)
+    ca_cert, _ = certs.ensure_ca(options.data_dir / "pki")
+    system = SystemControllers(core, port_for_kubernetes_service,
+                               ca_cert.public_bytes(serialization.Encoding.PEM).decode())
+    fresh = system.fresh()
     system.bootstrap()
     register_own_kinds(core)
     ensure_builtin_roles(core)
+    if fresh:
+        install_default_plugins(core)
     return core, system
+
+
+def install_default_plugins(core: ApiCore) -> None:
+    """A new cluster comes with its DNS, as kubeadm installs CoreDNS. Only once: a plugin the
+    administrator uninstalled stays uninstalled across restarts."""
+    plugin_type = core.registry.lookup(CLUSTER_PLUGIN.group, CLUSTER_PLUGIN.version, CLUSTER_PLUGIN.plural)
+    assert plugin_type is not None
+    core.create(plugin_type, "", {"apiVersion": f"{CLUSTER_PLUGIN.group}/{CLUSTER_PLUGIN.version}",
+                                  "kind": CLUSTER_PLUGIN.kind, "metadata": {"name": "coredns"},
+                                  "spec": {"config": {}}}, WriteOptions())
 
 
 def register_own_kinds(core: ApiCore) -> None:
@@ -151,11 +168,13 @@ async def serve(options: UpOptions) -> int:
     dataplane = None
     if options.dataplane:
         from netplane.dataplane.agent.launcher import ClusterOptions, Dataplane
+        from netplane.dataplane.dns import cluster_dns_ip
         from netplane.dataplane.fabric_plan import FabricPlanError
 
         try:
-            dataplane = Dataplane(options.data_dir, ClusterOptions(options.node_names, options.node_cidr,
-                                                                   options.host_access))
+            dataplane = Dataplane(options.data_dir, ClusterOptions(
+                options.node_names, options.node_cidr, options.host_access,
+                cluster_dns_ip(options.service_cidr), options.service_cidr))
             await asyncio.to_thread(dataplane.build)
         except (FabricPlanError, OSError) as e:
             print(f"netplane: cannot build the cluster's network: {e}", file=sys.stderr)

@@ -14,7 +14,7 @@ import ipaddress
 from collections.abc import Callable
 from typing import Any
 
-from netplane.api import errors, schemacheck, schemas, validation
+from netplane.api import errors, schemacheck, schemas, serviceaccounts, validation
 from netplane.api.allocators import ClusterIPAllocator, NodePortAllocator
 from netplane.api.errors import FieldError
 from netplane.api.objects import Obj, decode, meta, now
@@ -146,9 +146,14 @@ class Admission:
             schemacheck.apply_defaults(obj, self._crd_schema(rt))
 
     def prepare_for_create(self, rt: ResourceType, obj: Obj) -> None:
-        """What needs the new object's uid: a Job's generated selector."""
+        """Create-only admission: a Job's generated selector (it needs the new uid), a Pod's service
+        account and its token volume (Kubernetes' ServiceAccount plugin)."""
         if (rt.group, rt.kind) == ("batch", "Job"):
             _generate_job_selector(obj)
+        elif (rt.group, rt.kind) == ("", "Pod"):
+            accounts = self._builtin("", "ServiceAccount")
+            namespace = meta(obj).get("namespace", "")
+            serviceaccounts.admit_pod(obj, namespace, lambda name: self.store.get_obj(accounts, namespace, name))
 
     def validate(self, rt: ResourceType, obj: Obj, old: Obj | None) -> None:
         causes: list[FieldError]

@@ -22,7 +22,11 @@ class ClusterIPAllocator:
     def __post_init__(self) -> None:
         # The first address is the `kubernetes` Service's; it is handed out only on request.
         self._first = self.cidr.network_address + 1
-        self._size = min(self.cidr.num_addresses - 2, 1 << 20)
+        # Dynamic candidates start after it and stop before the broadcast address.
+        self._size = min(self.cidr.num_addresses - 3, 1 << 20)
+        # KEP-3070: the lowest addresses are kept for Services that ask for a fixed one (kube-dns
+        # takes the tenth); automatic allocation uses them only once the rest is full.
+        self._static_band = min(self._size, max(16, self._size // 16), 256)
 
     @property
     def kubernetes_ip(self) -> str:
@@ -44,15 +48,17 @@ class ClusterIPAllocator:
         if ip is not None:
             self.used.add(ip)
             return ip
-        if len(self.used) >= self._size:
-            raise RuntimeError("range is full")
-        offset = random.randrange(self._size)
-        # Linear probing from a random start keeps allocation O(1) on average.
-        for step in range(self._size):
-            candidate = str(self._first + 1 + (offset + step) % self._size)
-            if candidate not in self.used:
-                self.used.add(candidate)
-                return candidate
+        for low, high in ((self._static_band, self._size), (0, self._static_band)):
+            span = high - low
+            if span <= 0:
+                continue
+            offset = random.randrange(span)
+            # Linear probing from a random start keeps allocation O(1) on average.
+            for step in range(span):
+                candidate = str(self._first + 1 + low + (offset + step) % span)
+                if candidate not in self.used:
+                    self.used.add(candidate)
+                    return candidate
         raise RuntimeError("range is full")
 
     def release(self, ip: str) -> None:

@@ -10,14 +10,13 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import ipaddress
-import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
 from netplane.api import errors, gofmt
 from netplane.api.admission import Admission
 from netplane.api.errors import ApiError
-from netplane.api.objects import Obj, decode, meta, new_uid, now
+from netplane.api.objects import Obj, decode, meta, new_uid, now, random_suffix
 from netplane.api.registry import Registry
 from netplane.api.resources import ResourceType
 from netplane.api.selectors import FieldRequirement, Selector
@@ -40,11 +39,6 @@ class WriteOptions:
     # The subresource a write came through when it is carried out on the main resource
     # (scale), for its managedFields entry.
     tracked_subresource: str = ""
-
-
-def _random_suffix() -> str:
-    alphabet = "bcdfghjklmnpqrstvwxz2456789"
-    return "".join(secrets.choice(alphabet) for _ in range(5))
 
 
 def _spec_of(obj: Obj) -> dict[str, Any]:
@@ -98,7 +92,7 @@ class ApiCore:
             m.pop("namespace", None)
         opts.warnings += self.admission.decode_check(rt, obj, opts.field_validation)
         if not m.get("name") and m.get("generateName"):
-            m["name"] = str(m["generateName"]) + _random_suffix()
+            m["name"] = str(m["generateName"]) + random_suffix()
         if m.get("resourceVersion"):
             raise errors.bad_request("resourceVersion should not be set on objects to be created")
         for system_field in ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds",

@@ -31,6 +31,7 @@ _SPECIAL_SUBRESOURCES: dict[str, tuple[dict[str, str], list[str]]] = {
     "scale": ({"group": "autoscaling", "version": "v1", "kind": "Scale"}, ["get", "patch", "update"]),
     "binding": ({"group": "", "version": "", "kind": "Binding"}, ["create"]),
     "eviction": ({"group": "policy", "version": "v1", "kind": "Eviction"}, ["create"]),
+    "token": ({"group": "authentication.k8s.io", "version": "v1", "kind": "TokenRequest"}, ["create"]),
     "exec": ({"group": "", "version": "", "kind": "PodExecOptions"}, ["create", "get"]),
     "attach": ({"group": "", "version": "", "kind": "PodAttachOptions"}, ["create", "get"]),
     "portforward": ({"group": "", "version": "", "kind": "PodPortForwardOptions"}, ["create", "get"]),

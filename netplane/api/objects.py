@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +22,12 @@ def now() -> str:
 
 def new_uid() -> str:
     return str(uuid.uuid4())
+
+
+def random_suffix() -> str:
+    """Five characters as Kubernetes appends to generated names (no vowels, no look-alikes)."""
+    alphabet = "bcdfghjklmnpqrstvwxz2456789"
+    return "".join(secrets.choice(alphabet) for _ in range(5))
 
 
 def key(rt: ResourceType, namespace: str, name: str) -> str:

@@ -70,7 +70,7 @@ BUILTIN_TYPES: tuple[ResourceType, ...] = (
     _rt("", "Secret", "secrets"),
     _rt("", "ConfigMap", "configmaps", True, ("cm",)),
     _rt("", "Event", "events", True, ("ev",)),
-    _rt("", "ServiceAccount", "serviceaccounts", True, ("sa",)),
+    _rt("", "ServiceAccount", "serviceaccounts", True, ("sa",), subs=("token",)),
     _rt("apps", "Deployment", "deployments", True, ("deploy",), ("all",), ("status", "scale")),
     _rt("apps", "ReplicaSet", "replicasets", True, ("rs",), ("all",), ("status", "scale")),
     _rt("apps", "StatefulSet", "statefulsets", True, ("sts",), ("all",), ("status", "scale")),

@@ -18,7 +18,7 @@ from multidict import CIMultiDict
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from netplane import KUBERNETES_VERSION
-from netplane.api import discovery, errors, patch, podactions, protobuf, schemacheck, schemas, tables
+from netplane.api import discovery, errors, patch, podactions, protobuf, schemacheck, schemas, tables, tokenrequest
 from netplane.api.auth import reviews
 from netplane.api.auth.gate import ADMITTED, AuthGate
 from netplane.api.core import ApiCore, WriteOptions
@@ -272,7 +272,7 @@ class ApiServer:
             if method != "POST" or target.name:
                 raise errors.method_not_allowed()
             return _json(self.auth.review(request, target.rt, await self._body(request)), 201)
-        if target.subresource in ("binding", "eviction") and method != "POST":
+        if target.subresource in ("binding", "eviction", "token") and method != "POST":
             raise errors.method_not_allowed()
         if method == "GET":
             if target.name:
@@ -293,6 +293,9 @@ class ApiServer:
                 return _json(podactions.bind(self.core, target.rt, ns, target.name, body,
                                              self._write_options(request, "CreateOptions")), 201)
             return _json(podactions.evict(self.core, target.rt, ns, target.name, body), 201)
+        if method == "POST" and target.subresource == "token":
+            return _json(tokenrequest.create_token(self.core, self.auth.service_accounts, target.namespace or "",
+                                                   target.name, await self._body(request)), 201)
         if method == "POST":
             return await self._create(request, target)
         if method == "PUT":

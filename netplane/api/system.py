@@ -1,9 +1,11 @@
 """What a fresh cluster has, and the in-process controllers the API relies on.
 
 Kubernetes runs these in kube-controller-manager; netplane's API server runs them
-itself so that deleting a namespace, foreground/background/orphan deletion and
-default ServiceAccounts behave as on a cluster even with no controller process.
-They react to store events (no polling, so an idle server stays idle).
+itself so that deleting a namespace, foreground/background/orphan deletion, default
+ServiceAccounts and the kube-root-ca.crt ConfigMap of every namespace (the
+root-ca-cert-publisher: put back when deleted or changed) behave as on a cluster even
+with no controller process. They react to store events (no polling, so an idle server
+stays idle).
 """
 
 from __future__ import annotations
@@ -17,11 +19,14 @@ from netplane.api.errors import ApiError
 from netplane.api.objects import Obj, decode
 from netplane.api.registry import storage_type
 from netplane.api.resources import ResourceType
+from netplane.api.serviceaccounts import DEFAULT_SERVICE_ACCOUNT, ROOT_CA_CONFIGMAP, root_ca_configmap, with_root_ca
 from netplane.store import Event, Record
 
 log = logging.getLogger(__name__)
 
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+# What every namespace has, put back when deleted or changed.
+_NAMESPACE_DEFAULTS = frozenset({("ServiceAccount", DEFAULT_SERVICE_ACCOUNT), ("ConfigMap", ROOT_CA_CONFIGMAP)})
 
 
 def _parse_key(key: str) -> tuple[str, str, str, str]:
@@ -30,9 +35,10 @@ def _parse_key(key: str) -> tuple[str, str, str, str]:
 
 
 class SystemControllers:
-    def __init__(self, core: ApiCore, api_port: int):
+    def __init__(self, core: ApiCore, api_port: int, root_ca_pem: str):
         self.core = core
         self.api_port = api_port
+        self.root_ca_pem = root_ca_pem
         self._owners: dict[str, set[str]] = {}  # owner uid -> dependent keys
         self._task: asyncio.Task[None] | None = None
 
@@ -43,12 +49,18 @@ class SystemControllers:
 
     # --- bootstrap -------------------------------------------------------------------
 
+    def fresh(self) -> bool:
+        """Whether this is a new cluster (bootstrap has never run on this store)."""
+        return self.core.store.get(self._type("", "namespaces"), "", "kube-system") is None
+
     def bootstrap(self) -> None:
         ns_type = self._type("", "namespaces")
         for name in SYSTEM_NAMESPACES:
             if self.core.store.get(ns_type, "", name) is None:
                 self.core.create(ns_type, "", {"metadata": {"name": name}}, WriteOptions())
-            self._ensure_service_account(name)
+        # Every namespace: those made while the server was down, and a CA changed by a restore.
+        for record in self.core.store.list(ns_type, None)[0]:
+            self._ensure_namespace_defaults(decode(record.value)["metadata"]["name"])
         svc = self._type("", "services")
         if self.core.store.get(svc, "default", "kubernetes") is None:
             ip = self.core.admission.ips.kubernetes_ip
@@ -57,11 +69,22 @@ class SystemControllers:
                 "spec": {"clusterIP": ip, "ports": [{"name": "https", "port": 443, "protocol": "TCP",
                                                       "targetPort": self.api_port}]}}, WriteOptions())
 
-    def _ensure_service_account(self, namespace: str) -> None:
+    def _ensure_namespace_defaults(self, namespace: str) -> None:
+        """The default ServiceAccount and the kube-root-ca.crt ConfigMap, unless the namespace is going."""
+        ns = self.core.store.get_obj(self._type("", "namespaces"), "", namespace)
+        if ns is None or ns["metadata"].get("deletionTimestamp"):
+            return
         sa = self._type("", "serviceaccounts")
-        if self.core.store.get(sa, namespace, "default") is None:
-            with contextlib.suppress(ApiError):
-                self.core.create(sa, namespace, {"metadata": {"name": "default"}}, WriteOptions())
+        cm = self._type("", "configmaps")
+        with contextlib.suppress(ApiError):
+            if self.core.store.get(sa, namespace, DEFAULT_SERVICE_ACCOUNT) is None:
+                self.core.create(sa, namespace, {"metadata": {"name": DEFAULT_SERVICE_ACCOUNT}}, WriteOptions())
+        with contextlib.suppress(ApiError):
+            existing = self.core.store.get_obj(cm, namespace, ROOT_CA_CONFIGMAP)
+            if existing is None:
+                self.core.create(cm, namespace, root_ca_configmap(self.root_ca_pem), WriteOptions())
+            elif (fixed := with_root_ca(existing, self.root_ca_pem)) is not None:
+                self.core.update(cm, namespace, ROOT_CA_CONFIGMAP, fixed, WriteOptions())
 
     # --- event loop --------------------------------------------------------------------
 
@@ -118,7 +141,9 @@ class SystemControllers:
             return
         obj = decode(event.record.value)
         if event.type == "ADDED" and rt.kind == "Namespace" and rt.group == "":
-            self._ensure_service_account(obj["metadata"]["name"])
+            self._ensure_namespace_defaults(obj["metadata"]["name"])
+        elif rt.group == "" and (rt.kind, obj["metadata"]["name"]) in _NAMESPACE_DEFAULTS:
+            self._ensure_namespace_defaults(namespace)
         if event.type == "DELETED":
             self._collect_dependents(obj["metadata"].get("uid", ""))
             self._recheck_owners(obj)

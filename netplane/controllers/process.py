@@ -19,7 +19,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from netplane.controllers import cloudlb, endpoints, ipam, projects, scheduler, workloads
+from netplane.controllers import cloudlb, endpoints, ipam, plugins, projects, scheduler, workloads
 from netplane.controllers.kube.client import Client
 from netplane.controllers.kube.config import in_cluster_config, load_kubeconfig
 from netplane.controllers.runtime.leader import LeaderElector, LeaseTiming
@@ -32,7 +32,7 @@ LEASE_NAME = "netplane-controller"
 
 # Every controller of the process, each adding its informers and reconcilers to a manager.
 SETUPS: tuple[Callable[[Manager], None], ...] = (projects.setup, ipam.setup, workloads.setup, scheduler.setup,
-                                                 endpoints.setup, cloudlb.setup)
+                                                 endpoints.setup, cloudlb.setup, plugins.setup)
 
 
 @dataclass

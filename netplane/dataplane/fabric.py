@@ -22,7 +22,8 @@ def _up(ns: NetNS | IPRoute, ifname: str) -> int:
     return index
 
 
-def _attach_host(fabric: NetNS, bridge_index: int, host: HostPlan) -> None:
+def _attach_host(fabric: NetNS, bridge_index: int, host: HostPlan, gateway: str | None = None,
+                 routed: tuple[str, ...] = ()) -> None:
     netns.create(host.netns)
     peer_tmp = f"{host.fabric_ifname}p"
     fabric.link("add", ifname=host.fabric_ifname, kind="veth", peer={"ifname": peer_tmp, "net_ns_fd": host.netns})
@@ -34,10 +35,17 @@ def _attach_host(fabric: NetNS, bridge_index: int, host: HostPlan) -> None:
         ns.addr("add", index=index, address=str(host.address.ip), prefixlen=host.address.network.prefixlen)
         _up(ns, "eth0")
         _up(ns, "lo")
+        for cidr in routed:
+            ns.route("add", dst=cidr, gateway=gateway)
 
 
-def build_fabric(plan: FabricPlan, host_access: bool = False) -> None:
-    """Create the fabric, nodes and external host; leftovers of the same cluster are removed first."""
+def build_fabric(plan: FabricPlan, host_access: bool = False, routed: tuple[str, ...] = ()) -> None:
+    """Create the fabric, nodes and external host; leftovers of the same cluster are removed first.
+
+    `routed`: ranges the nodes send to the external host as their router. The service range must be
+    among them: a node's own connection to a cluster IP is routed before the proxy's DNAT rewrites
+    it, so without a route it fails at once. Not a default route: processes in a node namespace that
+    consult the host's resolvers would then wait for answers that never come, instead of failing fast."""
     remove_fabric(plan.cluster_id)
     netns.create(plan.netns)
     with NetNS(plan.netns) as fabric:
@@ -46,8 +54,10 @@ def build_fabric(plan: FabricPlan, host_access: bool = False) -> None:
         bridge = _up(fabric, plan.bridge)
         cp = control_plane_address(plan)
         fabric.addr("add", index=bridge, address=str(cp.ip), prefixlen=cp.network.prefixlen)
-        for host in (*plan.nodes, plan.external):
-            _attach_host(fabric, bridge, host)
+        router = str(plan.external.address.ip)
+        for node in plan.nodes:
+            _attach_host(fabric, bridge, node, gateway=router, routed=routed)
+        _attach_host(fabric, bridge, plan.external)
         if host_access:
             _attach_root(plan, fabric, bridge)
 

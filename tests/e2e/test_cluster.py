@@ -1,9 +1,7 @@
 """`netplane up` as a real cluster (root only): node agents, pods as namespaces, the pod network.
 
-One cluster per module (starting it costs seconds): its own data directory, `--api-port 0`, a
-unique fabric (the cluster id is a hash of the data directory) and a node CIDR of its own, so it
-never meets the session's `--no-dataplane` instance or another cluster. Teardown stops it with
-SIGTERM, runs `netplane down` whatever happened, and checks that no namespace is left.
+One cluster for the module (tests/e2e/clusters.py: its own data directory, fabric and node CIDR;
+teardown checks that nothing is left).
 """
 
 from __future__ import annotations
@@ -16,18 +14,17 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from netplane.dataplane.fabric_plan import cluster_id
 from tests.conftest import ROOT, kubectl_binaries
+from tests.e2e.clusters import NETPLANE, Cluster, namespaces_of, running_cluster, running_pods, wait_until
 
 pytestmark = [
     pytest.mark.e2e, pytest.mark.slow,
@@ -39,116 +36,18 @@ pytestmark = [
 NODE_CIDR = "172.31.251.0/24"  # not the default, so a `make run` cluster on this machine is left alone
 POD_CIDR = ipaddress.ip_network("10.16.0.0/16")
 EXAMPLE = ROOT / "tests/e2e/guide_examples/access-internal-demo.yaml"
-NETPLANE = [sys.executable, "-m", "netplane.cli"]
-
-
-def _namespaces(cid: str) -> list[str]:
-    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
-    return [line.split()[0] for line in out.splitlines() if line.startswith(f"np-{cid}-")]
-
-
-def wait_until(what: str, check: Callable[[], Any], timeout: float = 60, interval: float = 0.5) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
-
-
-@dataclass
-class Cluster:
-    data_dir: Path
-    log: Path
-    kubectl_bin: Path
-    process: subprocess.Popen[bytes] = field(init=False)
-    starts: int = 0
-
-    @property
-    def cid(self) -> str:
-        return cluster_id(self.data_dir)
-
-    def kubectl(self, *args: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run([str(self.kubectl_bin), "--kubeconfig", str(self.data_dir / "kubeconfig"), *args],
-                              capture_output=True, text=True, timeout=timeout)
-        if check and done.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)} failed ({done.returncode}): {done.stderr}\n"
-                                 f"--- netplane log tail ---\n{self.log_tail()}")
-        return done
-
-    def json(self, *args: str) -> Any:
-        return json.loads(self.kubectl(*args, "-o", "json").stdout)
-
-    def start(self) -> None:
-        with self.log.open("ab") as out:
-            self.process = subprocess.Popen(
-                [*NETPLANE, "up", "--nodes", "2", "--api-port", "0", "--node-cidr", NODE_CIDR,
-                 "--data-dir", str(self.data_dir)], stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
-                start_new_session=True)
-        wait_until("netplane up to bring up its nodes",
-                   lambda: self.process.poll() is not None
-                   or self.log.read_text(errors="replace").count("netplane cluster:") > self.starts)
-        self.starts += 1
-        assert self.process.poll() is None, self.log_tail()
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(90)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-    def restart(self) -> None:
-        self.stop()
-        assert self.process.returncode == 0, self.log_tail()
-        assert _namespaces(self.cid) == []
-        self.start()
-
-    def log_tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
 
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
-    # Outside /tmp: pods get a private /tmp, and the data directory is what they must not see.
-    data_dir = Path(tempfile.mkdtemp(prefix="netplane-cluster-", dir="/var/tmp"))
-    log = data_dir.with_suffix(".log")
-    made = Cluster(data_dir, log, kubectl_binaries()[0])
-    try:
-        made.start()
+    with running_cluster(NODE_CIDR) as made:
         yield made
-    finally:
-        if hasattr(made, "process"):
-            made.stop()
-        down = subprocess.run([*NETPLANE, "down", "--data-dir", str(data_dir)], capture_output=True, text=True,
-                              cwd=ROOT, timeout=120)
-        left = _namespaces(made.cid)
-        shutil.rmtree(data_dir, ignore_errors=True)
-        log.unlink(missing_ok=True)
-    # After a clean stop there is nothing for `down` to remove, and nothing is left anywhere.
-    assert made.process.returncode == 0
-    assert left == [], left
-    assert "removed np-" not in down.stdout, down.stdout
 
 
 def _ready_nodes(cluster: Cluster) -> list[str]:
     nodes = cluster.json("get", "nodes")["items"]
     return sorted(n["metadata"]["name"] for n in nodes
                   if any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"].get("conditions", [])))
-
-
-def _running(cluster: Cluster, namespace: str, selector: str, count: int) -> list[dict[str, Any]] | None:
-    pods = cluster.json("-n", namespace, "get", "pods", "-l", selector)["items"]
-    running = [p for p in pods if p["status"].get("phase") == "Running" and not p["metadata"].get("deletionTimestamp")
-               and all(c.get("ready") for c in p["status"].get("containerStatuses") or [{}])]
-    return running if len(running) == count else None
 
 
 def test_nodes_register_with_their_fabric_address(cluster: Cluster) -> None:
@@ -173,9 +72,9 @@ def demo(cluster: Cluster) -> Demo:
     ns = f"demo-{uuid.uuid4().hex[:6]}"
     cluster.kubectl("create", "namespace", ns)
     cluster.kubectl("-n", ns, "apply", "-f", str(EXAMPLE))
-    nginx = wait_until("two nginx pods Running", lambda: _running(cluster, ns, "app=nginx", 2), timeout=90)
+    nginx = wait_until("two nginx pods Running", lambda: running_pods(cluster, ns, "app=nginx", 2), timeout=90)
     cluster.kubectl("-n", ns, "run", "client", "--image=busybox:1.36", "--restart=Never", "--", "sleep", "3600")
-    wait_until("the busybox pod Running", lambda: _running(cluster, ns, "run=client", 1), timeout=60)
+    wait_until("the busybox pod Running", lambda: running_pods(cluster, ns, "run=client", 1), timeout=60)
     return Demo(ns, nginx)
 
 
@@ -244,7 +143,7 @@ def test_pod_reaches_the_external_host_as_its_node(cluster: Cluster) -> None:
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
     try:
         cluster.kubectl("-n", ns, "run", "out", "--image=busybox:1.36", "--restart=Never", "--", "sleep", "3600")
-        pod = wait_until("the pod Running", lambda: _running(cluster, ns, "run=out", 1), timeout=60)[0]
+        pod = wait_until("the pod Running", lambda: running_pods(cluster, ns, "run=out", 1), timeout=60)[0]
         node_ip = pod["status"]["hostIP"]
 
         def ask() -> str:
@@ -270,7 +169,7 @@ def test_unknown_image_and_graceful_deletion(cluster: Cluster) -> None:
     overrides = {"spec": {"terminationGracePeriodSeconds": 4}}
     cluster.kubectl("-n", ns, "run", "sleeper", "--image=busybox:1.36", "--restart=Never",
                     f"--overrides={json.dumps(overrides)}", "--", "sh", "-c", "trap '' TERM; sleep 3600 & wait")
-    pod = wait_until("sleeper Running", lambda: _running(cluster, ns, "run=sleeper", 1), timeout=60)[0]
+    pod = wait_until("sleeper Running", lambda: running_pods(cluster, ns, "run=sleeper", 1), timeout=60)[0]
     uid = pod["metadata"]["uid"]
     cluster.kubectl("-n", ns, "delete", "pod", "sleeper", "--wait=false")
     # Terminating until its agent has stopped it, then gone, and so are its processes and files.
@@ -279,7 +178,7 @@ def test_unknown_image_and_graceful_deletion(cluster: Cluster) -> None:
                != 0, timeout=60)
     assert not (cluster.data_dir / "pods" / uid).exists()
     netns = f"np-{cluster.cid}-p-{uid.replace('-', '')[:8]}"
-    wait_until("its network namespace removed", lambda: netns not in _namespaces(cluster.cid), timeout=15)
+    wait_until("its network namespace removed", lambda: netns not in namespaces_of(cluster.cid), timeout=15)
 
 
 def test_pod_configuration_from_configmaps_secrets_and_fields(cluster: Cluster, tmp_path: Path) -> None:
@@ -337,7 +236,7 @@ def test_agent_restart_adopts_running_pods(cluster: Cluster) -> None:
     ns = f"adopt-{uuid.uuid4().hex[:6]}"
     cluster.kubectl("create", "namespace", ns)
     cluster.kubectl("-n", ns, "run", "keep", "--image=busybox:1.36", "--restart=Never", "--", "sleep", "3600")
-    pod = wait_until("keep Running", lambda: _running(cluster, ns, "run=keep", 1), timeout=60)[0]
+    pod = wait_until("keep Running", lambda: running_pods(cluster, ns, "run=keep", 1), timeout=60)[0]
     node = pod["spec"]["nodeName"]
     before = cluster.kubectl("-n", ns, "exec", "keep", "--", "sh", "-c", "echo $$; ps -o pid,comm | grep -c sleep")
     old = wait_until("the agent of " + node, lambda: _agent_pid(cluster, node))
@@ -359,13 +258,163 @@ def test_restarted_cluster_brings_pods_back_with_their_addresses(cluster: Cluste
     ns = f"again-{uuid.uuid4().hex[:6]}"
     cluster.kubectl("create", "namespace", ns)
     cluster.kubectl("-n", ns, "apply", "-f", str(EXAMPLE))
-    first = wait_until("nginx Running", lambda: _running(cluster, ns, "app=nginx", 2), timeout=90)
+    first = wait_until("nginx Running", lambda: running_pods(cluster, ns, "app=nginx", 2), timeout=90)
     cluster.restart()
-    second = wait_until("nginx Running again", lambda: _running(cluster, ns, "app=nginx", 2), timeout=120)
+    second = wait_until("nginx Running again", lambda: running_pods(cluster, ns, "app=nginx", 2), timeout=120)
     assert sorted((p["metadata"]["name"], p["status"]["podIP"]) for p in first) == \
         sorted((p["metadata"]["name"], p["status"]["podIP"]) for p in second)
     cluster.kubectl("-n", ns, "run", "client", "--image=busybox:1.36", "--restart=Never", "--", "sleep", "3600")
-    wait_until("client Running", lambda: _running(cluster, ns, "run=client", 1), timeout=60)
+    wait_until("client Running", lambda: running_pods(cluster, ns, "run=client", 1), timeout=60)
     page = cluster.kubectl("-n", ns, "exec", "client", "--", "wget", "-qO-",
                            f"http://{second[0]['status']['podIP']}").stdout
     assert "Welcome to nginx!" in page
+
+
+GATED_SERVER = """
+import http.server, os
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        ok = os.path.exists("/tmp/ready")
+        self.send_response(200 if ok else 500)
+        self.end_headers()
+        self.wfile.write(b"ready" if ok else b"not yet")
+
+    def log_message(self, *args):
+        pass
+
+http.server.HTTPServer(("", 8080), Handler).serve_forever()
+"""
+
+
+def _events(cluster: Cluster, ns: str, name: str) -> list[tuple[str, str]]:
+    return [(e["reason"], e["message"]) for e in cluster.json("-n", ns, "get", "events")["items"]
+            if e["involvedObject"]["name"] == name]
+
+
+def _container(cluster: Cluster, ns: str, name: str) -> dict[str, Any]:
+    status = cluster.json("-n", ns, "get", "pod", name)["status"]
+    return {"conditions": {c["type"]: c["status"] for c in status.get("conditions") or []},
+            "podIP": status.get("podIP"), **((status.get("containerStatuses") or [{}])[0])}
+
+
+def _endpoint_ips(cluster: Cluster, ns: str, service: str) -> tuple[set[str], set[str]]:
+    subsets = cluster.json("-n", ns, "get", "endpoints", service).get("subsets") or []
+    return ({a["ip"] for s in subsets for a in s.get("addresses") or []},
+            {a["ip"] for s in subsets for a in s.get("notReadyAddresses") or []})
+
+
+def test_probe_readiness_gates_the_service_endpoints(cluster: Cluster, tmp_path: Path) -> None:
+    ns = f"ready-{uuid.uuid4().hex[:6]}"
+    cluster.kubectl("create", "namespace", ns)
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "gated", "labels": {"app": "gated"}}, "spec": {
+        "containers": [{"name": "web", "image": "python:3", "command": ["python3", "-c", GATED_SERVER],
+                        "ports": [{"name": "http", "containerPort": 8080}],
+                        "readinessProbe": {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 1,
+                                           "failureThreshold": 1}}]}}
+    service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "gated"},
+               "spec": {"selector": {"app": "gated"}, "ports": [{"port": 80, "targetPort": 8080}]}}
+    for manifest in (pod, service):
+        (tmp_path / f"{manifest['kind']}.json").write_text(json.dumps(manifest))
+    cluster.kubectl("-n", ns, "apply", "-f", str(tmp_path))
+
+    # Running, started, but not ready: the probe gets 500, and the Service lists it as not ready.
+    wait_until("the readiness probe's failures as events", lambda: (
+        "Unhealthy", "Readiness probe failed: HTTP probe failed with statuscode: 500") in _events(cluster, ns, "gated"),
+        timeout=60)
+    unready = _container(cluster, ns, "gated")
+    assert "running" in unready["state"] and unready["started"] and not unready["ready"], unready
+    assert unready["conditions"]["Ready"] == unready["conditions"]["ContainersReady"] == "False", unready
+    ip = unready["podIP"]
+    wait_until("the pod among the not ready endpoints", lambda: _endpoint_ips(cluster, ns, "gated") == (set(), {ip}),
+               timeout=30)
+    assert "Unhealthy" in cluster.kubectl("-n", ns, "get", "events").stdout
+
+    cluster.kubectl("-n", ns, "exec", "gated", "--", "touch", "/tmp/ready")
+    wait_until("the pod Ready", lambda: _container(cluster, ns, "gated")["conditions"]["Ready"] == "True", timeout=30)
+    wait_until("the pod among the ready endpoints", lambda: _endpoint_ips(cluster, ns, "gated") == ({ip}, set()),
+               timeout=30)
+    assert _container(cluster, ns, "gated")["restartCount"] == 0  # readiness never restarts anything
+
+    # A restarted agent adopts the pod as ready (no trip out of the Service), then probes it again.
+    node = cluster.json("-n", ns, "get", "pod", "gated")["spec"]["nodeName"]
+    old = wait_until("the agent of " + node, lambda: _agent_pid(cluster, node))
+    os.kill(old, signal.SIGKILL)
+    wait_until("a new agent", lambda: _agent_pid(cluster, node) not in (None, old), timeout=60)
+    for _ in range(6):
+        assert _container(cluster, ns, "gated")["conditions"]["Ready"] == "True"
+        time.sleep(0.5)
+    cluster.kubectl("-n", ns, "exec", "gated", "--", "rm", "/tmp/ready")
+    wait_until("the pod out of the ready endpoints again",
+               lambda: _endpoint_ips(cluster, ns, "gated") == (set(), {ip}), timeout=30)
+
+
+def test_probe_startup_gates_liveness_which_restarts_the_container(cluster: Cluster, tmp_path: Path) -> None:
+    ns = f"live-{uuid.uuid4().hex[:6]}"
+    cluster.kubectl("create", "namespace", ns)
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "lively"}, "spec": {
+        "terminationGracePeriodSeconds": 5,
+        "containers": [{"name": "app", "image": "busybox:1.36",
+                        "command": ["sh", "-c", "touch /tmp/healthy; exec sleep 3600"],
+                        "startupProbe": {"exec": {"command": ["cat", "/tmp/started"]}, "periodSeconds": 1,
+                                         "failureThreshold": 120},
+                        "livenessProbe": {"exec": {"command": ["cat", "/tmp/healthy"]}, "periodSeconds": 1,
+                                          "failureThreshold": 2}}]}}
+    (tmp_path / "pod.json").write_text(json.dumps(pod))
+    cluster.kubectl("-n", ns, "apply", "-f", str(tmp_path / "pod.json"))
+    wait_until("lively running", lambda: "running" in (_container(cluster, ns, "lively").get("state") or {}),
+               timeout=60)
+    # Unhealthy already, but its liveness probe waits for the startup probe: nothing is restarted.
+    cluster.kubectl("-n", ns, "exec", "lively", "--", "rm", "/tmp/healthy")
+    wait_until("startup probe failures", lambda: any(
+        reason == "Unhealthy" and message.startswith("Startup probe failed: cat: can't open '/tmp/started'")
+        for reason, message in _events(cluster, ns, "lively")), timeout=30)
+    time.sleep(4)  # twice the liveness failure threshold, were it running
+    gated = _container(cluster, ns, "lively")
+    assert (gated["restartCount"], gated["started"], gated["ready"]) == (0, False, False), gated
+    assert not any(m.startswith("Liveness") for _, m in _events(cluster, ns, "lively"))
+
+    cluster.kubectl("-n", ns, "exec", "lively", "--", "touch", "/tmp/started")
+    wait_until("a restart after the liveness probe failed",
+               lambda: _container(cluster, ns, "lively")["restartCount"] >= 1, timeout=60)
+    events = _events(cluster, ns, "lively")
+    assert ("Unhealthy", "Liveness probe failed: cat: can't open '/tmp/healthy': No such file or directory") \
+        in events, events
+    assert ("Killing", "Container app failed liveness probe, will be restarted") in events, events
+    shown = cluster.kubectl("-n", ns, "get", "events").stdout
+    assert "Unhealthy" in shown and "Liveness probe failed" in shown, shown
+    # The new instance made /tmp/healthy again; /tmp/started is the pod's: started, ready, and left alone.
+    wait_until("lively ready again", lambda: (c := _container(cluster, ns, "lively"))["ready"] and c["started"],
+               timeout=60)
+    time.sleep(3)
+    after = _container(cluster, ns, "lively")
+    assert after["restartCount"] == 1 and after["lastState"]["terminated"]["exitCode"] == 143, after
+
+
+def test_a_pod_reaches_the_api_through_the_kubernetes_service_with_its_token(cluster: Cluster) -> None:
+    ns = f"sa-{uuid.uuid4().hex[:6]}"
+    cluster.kubectl("create", "namespace", ns)
+    cluster.kubectl("-n", ns, "create", "role", "pod-reader", "--verb=list", "--resource=pods")
+    cluster.kubectl("-n", ns, "create", "rolebinding", "default-reads-pods", "--role=pod-reader",
+                    f"--serviceaccount={ns}:default")
+    # What client libraries' in-cluster configuration does: the Service variables, the token, the CA.
+    script = "\n".join([
+        "import json, os, ssl, urllib.request",
+        "sa = '/var/run/secrets/kubernetes.io/serviceaccount'",
+        "url = f\"https://{os.environ['KUBERNETES_SERVICE_HOST']}:{os.environ['KUBERNETES_SERVICE_PORT']}\"",
+        "namespace = open(f'{sa}/namespace').read()",
+        "request = urllib.request.Request(f'{url}/api/v1/namespaces/{namespace}/pods',",
+        "                                 headers={'Authorization': 'Bearer ' + open(f'{sa}/token').read()})",
+        "context = ssl.create_default_context(cafile=f'{sa}/ca.crt')",
+        "with urllib.request.urlopen(request, context=context, timeout=10) as answer:",
+        "    print(' '.join(p['metadata']['name'] for p in json.load(answer)['items']))",
+    ])
+    cluster.kubectl("-n", ns, "run", "lister", "--image=python:3", "--restart=Never", "--", "python", "-c", script)
+
+    def finished() -> str:
+        phase = str(cluster.json("-n", ns, "get", "pod", "lister")["status"].get("phase") or "")
+        return phase if phase in ("Succeeded", "Failed") else ""
+
+    phase = wait_until("the lister pod to finish", finished, timeout=60)
+    logs = cluster.kubectl("-n", ns, "logs", "lister").stdout
+    assert (phase, logs.split()) == ("Succeeded", ["lister"]), logs

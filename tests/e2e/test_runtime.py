@@ -78,7 +78,7 @@ class Pods:
                     "spec": {"containers": containers, "initContainers": init_containers or [],
                              "restartPolicy": restart_policy, "terminationGracePeriodSeconds": grace,
                              "volumes": volumes or []}}
-        etc = runtime_spec.write_etc_files(pod.dir / "etc", name, "10.16.0.5", ["10.96.0.10"])
+        etc = runtime_spec.write_etc_files(pod.dir / "etc", name, "10.16.0.5", "nameserver 10.96.0.10\n")
         built = runtime_spec.build_spec(manifest, netns=f"/run/netns/{netns}", etc_files=etc,
                                         hidden=[str(self.data_dir)], volume_dirs=volume_dirs)
         assert isinstance(built, runtime_spec.PodRuntimeSpec), built
@@ -300,3 +300,24 @@ def test_a_graceful_container_stops_before_the_grace_period(pods: Pods) -> None:
     final = client.terminate(pod.dir)
     assert time.monotonic() - started < 15  # well under the 20 s grace period
     assert final is not None and final["containerStatuses"][0]["state"]["terminated"]["exitCode"] == 0
+
+
+def test_the_agent_can_have_one_container_killed_and_restarted(pods: Pods) -> None:
+    # What a failed liveness probe asks for: restarted even under OnFailure after a clean exit on SIGTERM,
+    # and SIGKILLed when it ignores SIGTERM past the grace period; a request for another instance is ignored.
+    pod = pods.create([busybox("trap 'exit 0' TERM; while true; do sleep 0.1; done", name="polite"),
+                       busybox("trap '' TERM; while true; do sleep 0.1; done", name="stubborn")],
+                      restart_policy="OnFailure")
+    pod.running()
+    assert client.kill_container(pod.dir, "polite", 7, grace=30)  # not the running instance (restartCount 0)
+    time.sleep(1)
+    assert [c["restartCount"] for c in pod.running()["containerStatuses"]] == [0, 0]
+    started = time.monotonic()
+    assert client.kill_container(pod.dir, "polite", 0, grace=30)
+    assert client.kill_container(pod.dir, "stubborn", 0, grace=1)
+    status = pod.wait(lambda s: all(c["restartCount"] == 1 and "running" in c["state"]
+                                    for c in s["containerStatuses"]))
+    polite, stubborn = (c["lastState"]["terminated"]["exitCode"] for c in status["containerStatuses"])
+    assert (polite, stubborn) == (0, 137)
+    assert time.monotonic() - started < 15
+    assert not list((pod.dir / runtime_spec.CONTROL_DIR).iterdir())  # requests are consumed

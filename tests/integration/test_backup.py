@@ -24,7 +24,8 @@ def _netplane(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def _objects(client: Client) -> dict[str, dict[str, Any]]:
-    items = client.request("GET", "/api/v1/configmaps")[1]["items"]
+    # Not kube-root-ca.crt: a restored cluster has a CA of its own and publishes that one.
+    items = client.request("GET", "/api/v1/configmaps?fieldSelector=metadata.name!=kube-root-ca.crt")[1]["items"]
     return {i["metadata"]["namespace"] + "/" + i["metadata"]["name"]: i for i in items}
 
 

@@ -24,10 +24,24 @@ def test_cluster_ips_never_duplicate_and_stay_in_range(ops: list[bool]) -> None:
                 continue
             assert ip not in held
             assert ipaddress.ip_address(ip) in alloc.cidr and ip != alloc.kubernetes_ip
+            assert ip != str(alloc.cidr.broadcast_address)
             held.append(ip)
         else:
             alloc.release(held.pop(0))
     assert set(held) == alloc.used
+
+
+def test_automatic_cluster_ips_leave_the_static_band_to_fixed_requests() -> None:
+    # 10.96.0.10 (kube-dns) must still be free after many automatic allocations.
+    alloc = ClusterIPAllocator(ipaddress.ip_network("10.96.0.0/24"))
+    band = {f"10.96.0.{i}" for i in range(2, 18)}
+    upper = [alloc.allocate() for _ in range(253 - 16)]
+    assert not band & set(upper)
+    assert alloc.check("10.96.0.10", "spec.clusterIP") is None
+    lower = {alloc.allocate() for _ in range(16)}
+    assert lower == band
+    with pytest.raises(RuntimeError):
+        alloc.allocate()
 
 
 def test_cluster_ip_requests_are_checked() -> None:

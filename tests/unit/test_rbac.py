@@ -120,6 +120,12 @@ POLICY = Policy([
     binding("RoleBinding", "sa-elsewhere", "ClusterRole", "cm-writer",
             [{"kind": "ServiceAccount", "name": "bot", "namespace": "ci"}], ns="team"),
     binding("RoleBinding", "missing", "Role", "nope", [{"kind": "User", "name": "ghost"}], ns="team"),
+    binding("ClusterRoleBinding", "monitoring", "ClusterRole", "pod-reader",
+            [{"kind": "ServiceAccount", "name": "prometheus", "namespace": "monitoring"}]),
+    binding("ClusterRoleBinding", "nameless-sa", "ClusterRole", "pod-reader", [{"kind": "ServiceAccount",
+                                                                                "name": "bot"}]),
+    binding("ClusterRoleBinding", "ci-accounts", "ClusterRole", "cm-writer",
+            [{"kind": "Group", "name": "system:serviceaccounts:ci"}]),
 ])
 
 DEV = UserInfo("dev", groups=("system:authenticated",))
@@ -144,6 +150,16 @@ BINDING_CASES: list[tuple[str, UserInfo, Attributes, bool]] = [
     ("aggregated ClusterRole does not include unselected roles", UserInfo("agg-user"),
      res("get", "pods", ns="a"), False),
     ("nobody", UserInfo("nobody"), res("get", "pods", ns="team"), False),
+    ("service account via ClusterRoleBinding, any namespace", UserInfo("system:serviceaccount:monitoring:prometheus"),
+     res("list", "pods", ns="anywhere"), True),
+    ("service account via ClusterRoleBinding, cluster-wide", UserInfo("system:serviceaccount:monitoring:prometheus"),
+     res("list", "pods"), True),
+    ("ClusterRoleBinding names the account's namespace", UserInfo("system:serviceaccount:other:prometheus"),
+     res("list", "pods", ns="x"), False),
+    ("ClusterRoleBinding subject without namespace matches no account", UserInfo("system:serviceaccount::bot"),
+     res("list", "pods", ns="x"), False),
+    ("service accounts of a namespace as a group", UserInfo("system:serviceaccount:ci:builder", groups=(
+        "system:serviceaccounts", "system:serviceaccounts:ci")), res("create", "configmaps", ns="x"), True),
 ]
 
 

@@ -108,13 +108,18 @@ def test_a_volume_mount_without_a_prepared_directory_is_refused() -> None:
 
 
 def test_spec_round_trips_through_the_pod_directory(tmp_path: Path) -> None:
-    etc = write_etc_files(tmp_path / "etc", "web-1", "10.16.0.9", ["10.96.0.10"], ["shop.svc.cluster.local"])
+    etc = write_etc_files(tmp_path / "etc", "web-1", "10.16.0.9",
+                          "nameserver 10.96.0.10\nsearch shop.svc.cluster.local\n",
+                          [{"ip": "10.1.2.3", "hostnames": ["foo.local", "bar.local"]}],
+                          "web-1.web.shop.svc.cluster.local")
     built = build_spec(pod({"name": "a", "image": "nginx"}, initContainers=[{"name": "i", "image": "busybox"}]),
                        netns=None, etc_files=etc, hidden=["/var/lib/netplane"])
     assert isinstance(built, PodRuntimeSpec)
     save(tmp_path, built)
     assert load(tmp_path) == built
-    assert "10.16.0.9\tweb-1" in Path(etc["/etc/hosts"]).read_text()
+    hosts = Path(etc["/etc/hosts"]).read_text()
+    assert "10.16.0.9\tweb-1.web.shop.svc.cluster.local\tweb-1\n" in hosts
+    assert "# Entries added by HostAliases.\n10.1.2.3\tfoo.local\tbar.local\n" in hosts
     assert Path(etc["/etc/resolv.conf"]).read_text() == "nameserver 10.96.0.10\nsearch shop.svc.cluster.local\n"
 
 

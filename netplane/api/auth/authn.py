@@ -3,7 +3,8 @@
 TLS verifies certificates (the serving context requests one and trusts only the cluster CA), so a
 certificate that reaches us is genuine: its CN is the user and its O entries are the groups, as in
 Kubernetes. The admin token of DIR/pki/admin.token is user ``admin`` in ``netplane:admins`` and
-``system:masters``; other tokens come from the user database.
+``system:masters``; a JWT is a service-account token (`satokens.py`); other tokens come from the
+user database.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ import hmac
 import ssl
 from typing import Any
 
+from netplane.api.auth import jws
 from netplane.api.auth.rbac import UserInfo
+from netplane.api.auth.satokens import Lookup, ServiceAccountTokens
 from netplane.api.auth.users import ADMINS_GROUP, AUTHENTICATED_GROUP, UserStore
 
 MASTERS_GROUP = "system:masters"
@@ -39,9 +42,12 @@ def user_from_peercert(cert: dict[str, Any]) -> UserInfo:
 
 
 class Authenticator:
-    def __init__(self, admin_token: str, users: UserStore):
+    def __init__(self, admin_token: str, users: UserStore, service_accounts: ServiceAccountTokens,
+                 lookup: Lookup):
         self._admin_token = admin_token.encode()
         self.users = users
+        self.service_accounts = service_accounts
+        self._lookup = lookup
 
     def authenticate(self, authorization: str, ssl_object: ssl.SSLObject | None) -> UserInfo | None:
         """The user, None when no credentials were sent; raises Unauthenticated for bad ones."""
@@ -57,6 +63,11 @@ class Authenticator:
             raise Unauthenticated("invalid bearer token")
         if hmac.compare_digest(token.encode(), self._admin_token):
             return ADMIN
+        if jws.looks_like_jws(token):
+            try:
+                return self.service_accounts.authenticate(token, self._lookup)
+            except jws.InvalidToken as e:
+                raise Unauthenticated(str(e)) from None
         user = self.users.by_token(token)
         if user is None:
             raise Unauthenticated("invalid bearer token")

@@ -54,7 +54,9 @@ def builtin_objects() -> list[dict[str, Any]]:
                                     {"nonResourceURLs": ["*"], "verbs": ["*"]}]),
         _binding(PLATFORM_ADMIN_ROLE, PLATFORM_ADMIN_ROLE, ADMINS_GROUP),
         _role(DEVELOPER_ROLE, [{"apiGroups": [group], "resources": resources, "verbs": list(_WRITE)}
-                               for group, resources in _DEVELOPER_RESOURCES.items()]),
+                               for group, resources in _DEVELOPER_RESOURCES.items()]
+              # As Kubernetes' edit role: whoever may run pods as an account may get its tokens anyway.
+              + [{"apiGroups": [""], "resources": ["serviceaccounts/token"], "verbs": ["create"]}]),
         _role("system:discovery", [{"nonResourceURLs": _DISCOVERY_URLS, "verbs": ["get"]}]),
         _binding("system:discovery", "system:discovery", AUTHENTICATED_GROUP),
         _role("system:basic-user", [

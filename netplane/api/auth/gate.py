@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from netplane.api import errors
 from netplane.api.auth import projects, reviews
@@ -21,13 +22,17 @@ from netplane.api.auth.attributes import request_attributes
 from netplane.api.auth.audit import AuditLog, timestamp
 from netplane.api.auth.authn import MASTERS_GROUP, Authenticator, Unauthenticated
 from netplane.api.auth.rbac import Attributes, Decision, RbacAuthorizer, UserInfo, forbidden_message
+from netplane.api.auth.satokens import ServiceAccountTokens, load_or_create_key
 from netplane.api.auth.store_policy import StorePolicy
 from netplane.api.auth.users import USERS_FILE, UserStore
 from netplane.api.core import ApiCore
 from netplane.api.errors import ApiError
+from netplane.api.objects import Obj
 from netplane.api.resources import ResourceType
 
 AUDIT_FILE = "audit.log"
+# What service-account tokens may be bound to, besides the service account itself.
+_TOKEN_OBJECTS = {"ServiceAccount": "serviceaccounts", "Pod": "pods", "Secret": "secrets", "Node": "nodes"}
 
 
 @dataclass(frozen=True)
@@ -44,10 +49,20 @@ REJECTED = web.RequestKey("netplane_rejected", Attributes)
 
 class AuthGate:
     def __init__(self, core: ApiCore, admin_token: str, data_dir: Path | None = None):
-        self.authenticator = Authenticator(admin_token, UserStore(data_dir / USERS_FILE if data_dir else None))
+        # Without a data directory (in-process tests) tokens are signed with a key of this process only.
+        key = load_or_create_key(data_dir / "pki") if data_dir else ec.generate_private_key(ec.SECP256R1())
+        self.service_accounts = ServiceAccountTokens(key)
+        self._core = core
+        self.authenticator = Authenticator(admin_token, UserStore(data_dir / USERS_FILE if data_dir else None),
+                                           self.service_accounts, self._token_object)
         self.policy = StorePolicy(core.store, core.registry)
         self.rbac = RbacAuthorizer(self.policy)
         self.audit = AuditLog(data_dir / AUDIT_FILE) if data_dir else None
+
+    def _token_object(self, kind: str, namespace: str, name: str) -> Obj | None:
+        rt = self._core.registry.lookup("", "v1", _TOKEN_OBJECTS[kind])
+        assert rt is not None, kind
+        return self._core.store.get_obj(rt, namespace, name)
 
     # --- lifecycle (aiohttp on_startup / on_cleanup) ---------------------------------------
 

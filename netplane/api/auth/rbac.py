@@ -25,6 +25,8 @@ class UserInfo:
     name: str
     uid: str = ""
     groups: tuple[str, ...] = ()
+    # Kubernetes' user "extra" (what `kubectl auth whoami` lists as Extra): (key, values) pairs.
+    extra: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 @dataclass(frozen=True)

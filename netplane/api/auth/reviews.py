@@ -73,5 +73,7 @@ def self_review(rt: ResourceType, body: Any, user: UserInfo) -> dict[str, Any]:
     info: dict[str, Any] = {"username": user.name, "groups": list(user.groups)}
     if user.uid:
         info["uid"] = user.uid
+    if user.extra:
+        info["extra"] = {key: list(values) for key, values in user.extra}
     out["status"] = {"userInfo": info}
     return out

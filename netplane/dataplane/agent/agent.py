@@ -14,6 +14,7 @@ import ipaddress
 import json
 import logging
 import shutil
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +22,15 @@ from netplane.controllers.kube.client import Client
 from netplane.controllers.kube.config import ClusterConfig
 from netplane.controllers.kube.errors import ApiError, Conflict, NotFound
 from netplane.controllers.kube.resources import Resource
+from netplane.controllers.runtime import conditions
 from netplane.controllers.runtime.informer import Informer
 from netplane.dataplane import podnet
-from netplane.dataplane.agent import podconfig
+from netplane.dataplane.agent import podconfig, poddns
 from netplane.dataplane.agent import status as st
 from netplane.dataplane.agent.config import JOIN_CIDR, JOIN_GATEWAY, AgentConfig
+from netplane.dataplane.agent.prober import Prober
 from netplane.dataplane.agent.services import ENDPOINTSLICES, SERVICES, ServiceProxy
+from netplane.dataplane.agent.tokens import TokenManager
 from netplane.dataplane.proxy import NodeConfig, Proxy
 from netplane.dataplane.runtime import client as runtime
 from netplane.dataplane.runtime import images
@@ -42,11 +46,34 @@ NODES = Resource("", "v1", "nodes", namespaced=False, kind="Node")
 SUBNETS = Resource(GROUP, VERSION, "subnets", namespaced=False, kind="Subnet")
 CONFIGMAPS = Resource("", "v1", "configmaps", kind="ConfigMap")
 SECRETS = Resource("", "v1", "secrets", kind="Secret")
+PLUGINS = Resource("netplane.io", "v1alpha1", "clusterplugins", namespaced=False, kind="ClusterPlugin")
 
 HEARTBEAT = 5.0
 STATUS_INTERVAL = 1.0  # how often shims' status files are read and reported
 NETWORK_RESYNC = 30.0  # podnet is re-applied on changes, and at least this often
 NODE_FILE = "node"  # in a pod directory: which node runs it (agents only touch their own)
+CLUSTER_DOMAIN = "cluster.local"
+NODELOCALDNS = "nodelocaldns"
+NODELOCALDNS_DEFAULT_IP = "169.254.20.10"
+LOGICAL_SWITCH_ANNOTATION = "ovn.kubernetes.io/logical_switch"
+
+
+def _is_local_address(ip: str) -> bool:
+    """Whether an address is on an interface of this (the node's) namespace: only then can it be bound."""
+    try:
+        family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+        with socket.socket(family, socket.SOCK_DGRAM) as probe:
+            probe.bind((ip, 0))
+        return True
+    except OSError:
+        return False
+
+
+def _read_text(path: str) -> str:
+    try:
+        return Path(path).read_text()
+    except OSError:
+        return ""
 
 
 class Agent:
@@ -64,15 +91,25 @@ class Agent:
         # every pod pass (STATUS_INTERVAL) re-renders running pods' config volumes from these caches.
         self.configmaps = Informer(self.client, CONFIGMAPS, resync_period=60)
         self.secrets = Informer(self.client, SECRETS, resync_period=60)
+        # The nodelocaldns plugin decides which nameserver new pods are given.
+        self.plugins = Informer(self.client, PLUGINS, resync_period=60)
+        self.node_resolv = poddns.parse_resolv_conf(_read_text("/etc/resolv.conf"))
         self.volume_files: dict[tuple[str, str], podconfig.Files] = {}  # (pod uid, volume) -> last written
+        self.tokens = TokenManager(self.client, self.spawn)  # service-account tokens of projected volumes
         # The node's service proxy; subnets matter to it too (pod CIDRs decide what is masqueraded).
-        self.proxy = ServiceProxy(self.services, self.endpoint_slices, self._proxy_config, Proxy(config.netns).sync)
+        self.proxy = ServiceProxy(self.services, self.endpoint_slices, self._proxy_config, Proxy(config.netns).sync,
+                                  adjust_services=self._with_dns_fallback)
         self.subnets.add_handler(self.proxy.mark_dirty, self.proxy.mark_dirty, self.proxy.mark_dirty)
+        # A node-local DNS cache starting or stopping moves its address between the cache and the fallback.
+        self.plugins.add_handler(self.proxy.mark_dirty, self.proxy.mark_dirty, self.proxy.mark_dirty)
+        self.pods.add_handler(self._cache_pod_changed, lambda _old, new: self._cache_pod_changed(new),
+                              self._cache_pod_changed)
         self.network_dirty = asyncio.Event()
         self.busy: set[str] = set()  # pod uids with a start or stop under way
         self.tasks: set[asyncio.Task[None]] = set()
         self.wired: set[str] = set()  # local pod uids whose network the last apply made
         self.reported_records: dict[str, str] = {}
+        self.prober = Prober(self.client, config.node, self.pod_dir)  # probe tasks of running containers
 
     # ------------------------------------------------------------------ main
 
@@ -83,9 +120,9 @@ class Agent:
             informer.add_handler(lambda _o: self.network_dirty.set(), lambda _o, _n: self.network_dirty.set(),
                                  lambda _o: self.network_dirty.set())
             informer.start()
-        for informer in (self.services, self.endpoint_slices, self.configmaps, self.secrets):
+        for informer in (self.services, self.endpoint_slices, self.configmaps, self.secrets, self.plugins):
             informer.start()
-        for informer in (self.pods, self.nodes, self.subnets, self.configmaps, self.secrets):
+        for informer in (self.pods, self.nodes, self.subnets, self.configmaps, self.secrets, self.plugins):
             await informer.wait_synced(60)
         log.info("node %s: registered, caches synced", self.config.node)
         heartbeat = asyncio.create_task(self.heartbeat_forever())
@@ -98,8 +135,9 @@ class Agent:
             proxy.cancel()
             for task in list(self.tasks):
                 task.cancel()
+            await self.prober.close()
             for informer in (self.pods, self.nodes, self.subnets, self.services, self.endpoint_slices,
-                             self.configmaps, self.secrets):
+                             self.configmaps, self.secrets, self.plugins):
                 await informer.stop()
             await self.client.close()
 
@@ -272,12 +310,13 @@ class Agent:
     async def sync_pod(self, pod: Obj) -> None:
         uid = pod["metadata"]["uid"]
         pod_dir = self.pod_dir(uid)
-        ip = st.pod_ipv4(pod)
+        host_network = bool((pod.get("spec") or {}).get("hostNetwork"))
+        ip = ipaddress.IPv4Address(self.config.fabric_address) if host_network else st.pod_ipv4(pod)
         shim = runtime.read_status(pod_dir)
         if shim is None and not self._finished(pod):
-            if ip is None or uid not in self.wired:
+            if ip is None or (uid not in self.wired and not host_network):
                 return  # IPAM or the pod network is not there yet; the next pass starts it
-            built = self._build_spec(pod, str(ip))
+            built = await self._build_spec(pod, str(ip))
             if isinstance(built, dict):
                 await self.report(pod, st.pod_status(pod, None, self.config.fabric_address, str(ip), built))
                 return
@@ -292,9 +331,11 @@ class Agent:
         if not self._finished(pod) and ip is not None:
             self._refresh_volumes(pod, str(ip))
         self._write_record(pod, shim)
-        await self.report(pod, st.pod_status(pod, shim, self.config.fabric_address, str(ip) if ip else None))
+        probed = self.prober.sync(pod, shim, str(ip) if ip else None)
+        await self.report(pod, st.pod_status(pod, shim, self.config.fabric_address, str(ip) if ip else None,
+                                             probed=probed))
 
-    def _build_spec(self, pod: Obj, ip: str) -> runtime_spec.PodRuntimeSpec | dict[str, Any] | str:
+    async def _build_spec(self, pod: Obj, ip: str) -> runtime_spec.PodRuntimeSpec | dict[str, Any] | str:
         meta, spec = pod["metadata"], pod.get("spec") or {}
         pod_dir = self.pod_dir(meta["uid"])
         volume_dirs = {}
@@ -305,8 +346,9 @@ class Agent:
                 volume_dirs[volume["name"]] = str(path)
                 continue
             try:
+                await self.tokens.ensure(pod, volume)
                 files = podconfig.render_volume(pod, volume, self._lookup, ip, self.config.fabric_address,
-                                                self._node_resources())
+                                                self._node_resources(), self.tokens.token)
                 if files is None:
                     continue
                 podconfig.write_volume(path, files)
@@ -316,25 +358,75 @@ class Agent:
             self.volume_files[(meta["uid"], volume["name"])] = files
             volume_dirs[volume["name"]] = str(path)
         pod, config_errors = podconfig.with_resolved_env(pod, self._lookup, ip, self.config.fabric_address,
-                                                         self._node_resources())
+                                                         self._node_resources(), self._services())
         if config_errors:
             images_of = {c["name"]: c.get("image", "") for c in [*(spec.get("initContainers") or []),
                                                                   *(spec.get("containers") or [])]}
             return {name: images.ImageError(images_of.get(name, ""), message, reason="CreateContainerConfigError")
                     for name, message in config_errors.items()}
         hostname = spec.get("hostname") or meta["name"]
+        subdomain = spec.get("subdomain")
         etc = runtime_spec.write_etc_files(
-            pod_dir / "etc", hostname, ip, [self.config.dns],
-            [f"{meta.get('namespace', 'default')}.svc.cluster.local", "svc.cluster.local", "cluster.local"],
-            ["ndots:5"])
+            pod_dir / "etc", hostname, ip, self._resolv_conf(pod), spec.get("hostAliases") or (),
+            f"{hostname}.{subdomain}.{meta.get('namespace', 'default')}.svc.{CLUSTER_DOMAIN}" if subdomain else None)
         try:
-            netns = podnet.pod_netns_name(self.config.cluster_id, meta["uid"])
-            return runtime_spec.build_spec(pod, netns=f"/run/netns/{netns}", volume_dirs=volume_dirs,
+            return runtime_spec.build_spec(pod, netns=f"/run/netns/{self._netns_of(pod)}", volume_dirs=volume_dirs,
                                            etc_files=etc, hidden=[str(self.data_dir)],
                                            pod_ip=ip)
         except runtime_spec.SpecError as e:
             # Volumes other than emptyDir and the config ones are not prepared here yet; say so on the pod.
             return f"cannot run this pod here: {e}"
+
+    def _cache_pod_changed(self, pod: Obj) -> None:
+        if ((pod.get("metadata") or {}).get("labels") or {}).get("k8s-app") == "node-local-dns":
+            self.proxy.mark_dirty()
+
+    def _with_dns_fallback(self, services: list[Obj]) -> list[Obj]:
+        """Pods started while a node-local DNS cache served them keep its address in resolv.conf. When no
+        cache holds that address on this node (uninstalled, or restarting), the proxy sends it to kube-dns
+        instead, as an external IP of that Service: running pods keep resolving."""
+        orphaned = sorted(ip for ip in self._cache_addresses_in_use() if not _is_local_address(ip))
+        if not orphaned:
+            return services
+        adjusted = []
+        for service in services:
+            meta = service.get("metadata") or {}
+            if (meta.get("namespace"), meta.get("name")) == ("kube-system", "kube-dns"):
+                spec = service.get("spec") or {}
+                service = {**service, "spec": {**spec, "externalIPs": [*(spec.get("externalIPs") or []), *orphaned]}}
+            adjusted.append(service)
+        return adjusted
+
+    def _cache_addresses_in_use(self) -> set[str]:
+        addresses: set[str] = set()
+        for path in self._my_dirs().values():
+            conf = poddns.parse_resolv_conf(_read_text(str(path / "etc" / "resolv.conf")))
+            addresses.update(n for n in conf.nameservers if n != self.config.dns)
+        return addresses - set(self.node_resolv.nameservers)
+
+    def _netns_of(self, pod: Obj) -> str:
+        if (pod.get("spec") or {}).get("hostNetwork"):
+            return self.config.netns
+        return podnet.pod_netns_name(self.config.cluster_id, pod["metadata"]["uid"])
+
+    def _resolv_conf(self, pod: Obj) -> str:
+        built = poddns.pod_resolv_conf(pod, [self._nameserver_for(pod)], self.node_resolv, CLUSTER_DOMAIN)
+        if built.dropped:
+            log.warning("pod %s/%s: resolv.conf limits dropped %s", pod["metadata"].get("namespace"),
+                        pod["metadata"]["name"], ", ".join(built.dropped))
+        return built.conf.render()
+
+    def _nameserver_for(self, pod: Obj) -> str:
+        """The node-local cache once its plugin is Ready, except for pods on underlay subnets (their
+        traffic leaves through a VLAN, not this node's stack); the cluster DNS otherwise."""
+        plugin = self.plugins.cache.get_by_name(NODELOCALDNS)
+        if plugin is None or not conditions.is_true((plugin.get("status") or {}).get("conditions"), "Ready"):
+            return self.config.dns
+        subnet_name = (pod["metadata"].get("annotations") or {}).get(LOGICAL_SWITCH_ANNOTATION)
+        subnet = self.subnets.cache.get_by_name(subnet_name) if subnet_name else None
+        if subnet is not None and (subnet.get("spec") or {}).get("vlan"):
+            return self.config.dns
+        return str(((plugin.get("spec") or {}).get("config") or {}).get("ip") or NODELOCALDNS_DEFAULT_IP)
 
     def _lookup(self, kind: str, namespace: str, name: str) -> Obj | None:
         informer = self.configmaps if kind == "configmap" else self.secrets
@@ -345,16 +437,21 @@ class Agent:
         return podconfig.NodeResources(cpu=allocatable["cpu"], memory=allocatable["memory"],
                                        ephemeral_storage=allocatable["ephemeral-storage"])
 
+    def _services(self) -> list[Obj] | None:
+        """Every Service, for containers' Service variables; None until the cache has been filled."""
+        return list(self.services.cache) if self.services.has_synced else None
+
     def _refresh_volumes(self, pod: Obj, ip: str) -> None:
-        """Brings a running pod's configMap/secret/downwardAPI volumes up to date (atomically). A source
-        that went missing leaves the files as they were, as the kubelet does."""
+        """Brings a running pod's configMap/secret/downwardAPI volumes up to date (atomically), and its
+        service-account tokens as they are renewed. A source that went missing leaves the files as
+        they were, as the kubelet does."""
         uid = pod["metadata"]["uid"]
         for volume in (pod.get("spec") or {}).get("volumes") or []:
             if not any(k in volume for k in podconfig.CONFIG_VOLUMES):
                 continue
             try:
                 files = podconfig.render_volume(pod, volume, self._lookup, ip, self.config.fabric_address,
-                                                self._node_resources())
+                                                self._node_resources(), self.tokens.token)
             except podconfig.ConfigError as e:
                 log.debug("pod %s: volume %s not refreshed: %s", uid, volume["name"], e)
                 continue
@@ -388,6 +485,7 @@ class Agent:
         meta = pod["metadata"]
         uid = meta["uid"]
         pod_dir = self.pod_dir(uid)
+        self.prober.forget(uid)
         try:
             if (pod_dir / runtime_spec.SPEC_FILE).exists():
                 grace = float(meta.get("deletionGracePeriodSeconds") or 30)
@@ -417,7 +515,7 @@ class Agent:
         uid = pod["metadata"]["uid"]
         if not shim.get("pausePid"):
             return
-        record = st.runtime_record(pod, shim, self.pod_dir(uid), podnet.pod_netns_name(self.config.cluster_id, uid))
+        record = st.runtime_record(pod, shim, self.pod_dir(uid), self._netns_of(pod))
         text = json.dumps(record.to_json(), sort_keys=True)
         if self.reported_records.get(uid) != text or not streams_record.record_path(self.pods_dir, uid).exists():
             streams_record.write(self.pods_dir, record)

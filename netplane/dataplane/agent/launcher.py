@@ -82,6 +82,8 @@ class ClusterOptions:
     node_names: list[str]
     node_cidr: str
     host_access: bool = False
+    cluster_dns: str = "10.96.0.10"  # written into pods' resolv.conf (the kube-dns Service)
+    service_cidr: str = "10.96.0.0/12"
 
 
 class Dataplane:
@@ -101,13 +103,14 @@ class Dataplane:
     def build(self) -> None:
         """Leftovers of a previous run first (shims, namespaces), then a fresh fabric."""
         down(self.data_dir)
-        fabric.build_fabric(self.plan, host_access=self.options.host_access)
+        fabric.build_fabric(self.plan, host_access=self.options.host_access, routed=(self.options.service_cidr,))
 
     def write_agent_configs(self, port: int, ca_pem: bytes, token: str) -> None:
         for i, node in enumerate(self.plan.nodes):
             agent_config.save(self.data_dir, agent_config.AgentConfig(
                 node=node.name, netns=node.netns, cluster_id=self.plan.cluster_id,
-                fabric_address=str(node.address.ip), join_address=agent_config.join_address(i)))
+                fabric_address=str(node.address.ip), join_address=agent_config.join_address(i),
+                dns=self.options.cluster_dns))
             # The admin token for now: a per-node identity (node authorizer) is not there yet.
             certs.write_kubeconfig(agent_config.kubeconfig_path(self.data_dir, node.name),
                                    f"https://{self.control_plane_ip}:{port}", ca_pem, token,

@@ -1,5 +1,5 @@
-"""A pod's configuration as the kubelet gives it: environment from ConfigMaps, Secrets and the
-pod itself, and the files of configMap, secret, downwardAPI (and projected) volumes.
+"""A pod's configuration as the kubelet gives it: environment from ConfigMaps, Secrets, the pod
+itself and Services, and the files of configMap, secret, downwardAPI (and projected) volumes.
 
 Pure renderings (`render_env`, `render_volume`) over a `Lookup` of ConfigMaps and Secrets, plus
 `write_volume`, the kubelet's atomic writer: the files live in a timestamped directory that a
@@ -19,7 +19,7 @@ import math
 import os
 import re
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,8 @@ from netplane.dataplane.runtime.spec import SpecError, quantity
 Obj = dict[str, Any]
 # (kind, namespace, name) -> the object, None when it does not exist. kind: "configmap" or "secret".
 Lookup = Callable[[str, str, str], Obj | None]
+# (pod, a projected volume's serviceAccountToken source) -> the token; raises ConfigError if there is none.
+TokenSource = Callable[[Obj, Obj], bytes]
 
 DEFAULT_MODE = 0o644
 DATA_LINK = "..data"
@@ -202,18 +204,66 @@ def _container_named(pod: Obj, name: str) -> Obj | None:
                  if c.get("name") == name), None)
 
 
+def _env_name(name: str) -> str:
+    return name.upper().replace("-", "_")
+
+
+def service_env(pod: Obj, services: Iterable[Obj]) -> list[Obj]:
+    """The variables the kubelet gives every container for Services with a cluster IP: the API's
+    (`kubernetes` in `default`) always and, unless ``enableServiceLinks`` is false, each Service of
+    the pod's namespace (which wins over the API's of the same name): ``<NAME>_SERVICE_HOST``,
+    ``<NAME>_SERVICE_PORT[_<PORT NAME>]`` and Docker's link variables ``<NAME>_PORT[_<port>_<PROTO>...]``."""
+    namespace = (pod.get("metadata") or {}).get("namespace") or "default"
+    links = (pod.get("spec") or {}).get("enableServiceLinks") is not False
+    chosen: dict[str, Obj] = {}
+    for svc in services:
+        meta, spec = svc.get("metadata") or {}, svc.get("spec") or {}
+        if spec.get("clusterIP") in (None, "", "None") or not spec.get("ports"):
+            continue
+        if links and meta.get("namespace") == namespace:
+            chosen[meta["name"]] = svc
+        elif (meta.get("namespace"), meta.get("name")) == ("default", "kubernetes"):
+            chosen.setdefault("kubernetes", svc)
+    out: list[Obj] = []
+    for name in sorted(chosen):
+        spec = chosen[name]["spec"]
+        prefix, ip, ports = _env_name(name), str(spec["clusterIP"]), spec["ports"]
+        out += [{"name": f"{prefix}_SERVICE_HOST", "value": ip},
+                {"name": f"{prefix}_SERVICE_PORT", "value": str(ports[0].get("port"))}]
+        out += [{"name": f"{prefix}_SERVICE_PORT_{_env_name(str(p['name']))}", "value": str(p.get("port"))}
+                for p in ports if p.get("name")]
+        host = f"[{ip}]" if ":" in ip else ip
+        for i, p in enumerate(ports):
+            protocol = str(p.get("protocol") or "TCP")
+            url = f"{protocol.lower()}://{host}:{p.get('port')}"
+            if i == 0:
+                out.append({"name": f"{prefix}_PORT", "value": url})
+            link = f"{prefix}_PORT_{p.get('port')}_{protocol.upper()}"
+            out += [{"name": link, "value": url}, {"name": f"{link}_PROTO", "value": protocol.lower()},
+                    {"name": f"{link}_PORT", "value": str(p.get("port"))}, {"name": f"{link}_ADDR", "value": ip}]
+    return out
+
+
 def with_resolved_env(pod: Obj, lookup: Lookup, pod_ip: str | None, host_ip: str | None,
-                      node: NodeResources | None = None) -> tuple[Obj, dict[str, str]]:
+                      node: NodeResources | None = None,
+                      services: Iterable[Obj] | None = ()) -> tuple[Obj, dict[str, str]]:
     """A copy of the pod whose containers' env is resolved (`render_env`) and envFrom gone,
-    and the errors by container name (CreateContainerConfigError)."""
+    and the errors by container name (CreateContainerConfigError).
+
+    The variables of ``services`` (`service_env`) come first, so that the container's own win and
+    its $(VAR) references see them. ``services`` None means they are not known yet, which, as for
+    the kubelet, keeps every container from starting."""
     spec = dict(pod.get("spec") or {})
     errors: dict[str, str] = {}
+    linked = service_env(pod, services) if services is not None else None
     for key in ("initContainers", "containers"):
         containers = []
         for c in spec.get(key) or []:
             c = dict(c)
             try:
-                c["env"] = render_env(pod, c, lookup, pod_ip, host_ip, node)
+                if linked is None:
+                    raise ConfigError("services have not yet been read at least once, cannot construct envvars")
+                c["env"] = linked + render_env(pod, c, lookup, pod_ip, host_ip, node)
             except ConfigError as e:
                 errors[c["name"]] = str(e)
             c.pop("envFrom", None)
@@ -277,8 +327,9 @@ def _downward_source(pod: Obj, source: Obj, pod_ip: str | None, host_ip: str | N
 
 
 def render_volume(pod: Obj, volume: Obj, lookup: Lookup, pod_ip: str | None = None, host_ip: str | None = None,
-                  node: NodeResources | None = None) -> Files | None:
-    """The files of a configMap, secret, downwardAPI or projected volume (None: not one of those)."""
+                  node: NodeResources | None = None, tokens: TokenSource | None = None) -> Files | None:
+    """The files of a configMap, secret, downwardAPI or projected volume (None: not one of those).
+    A projected serviceAccountToken comes from ``tokens``."""
     node = node or NodeResources()
     namespace = (pod.get("metadata") or {}).get("namespace") or "default"
 
@@ -306,6 +357,9 @@ def render_volume(pod: Obj, volume: Obj, lookup: Lookup, pod_ip: str | None = No
                 files.update(_key_source("secret", part["secret"] or {}, namespace, lookup, default_mode))
             elif "downwardAPI" in part:
                 files.update(_downward_source(pod, part["downwardAPI"] or {}, pod_ip, host_ip, default_mode, node))
+            elif "serviceAccountToken" in part and tokens is not None:
+                source = part["serviceAccountToken"] or {}
+                files[_check_path(str(source.get("path") or ""))] = (tokens(pod, source), default_mode)
             else:
                 raise ConfigError(f"projected volume {volume.get('name')!r}: unsupported source {sorted(part)}")
         return files

@@ -41,8 +41,10 @@ class ServiceProxy:
 
     def __init__(self, services: Informer, slices: Informer, node_config: Callable[[], NodeConfig],
                  apply: Callable[[Ruleset], list[str]], *, debounce: float = DEBOUNCE, resync: float = RESYNC,
-                 max_backoff: float = MAX_BACKOFF) -> None:
+                 max_backoff: float = MAX_BACKOFF,
+                 adjust_services: Callable[[list[Any]], list[Any]] | None = None) -> None:
         self.services = services
+        self.adjust_services = adjust_services
         self.slices = slices
         self.node_config = node_config
         self.apply = apply
@@ -61,7 +63,10 @@ class ServiceProxy:
         self.dirty.set()
 
     def render(self) -> Ruleset:
-        return render(self.node_config(), list(self.services.cache), list(self.slices.cache))
+        services = list(self.services.cache)
+        if self.adjust_services is not None:
+            services = self.adjust_services(services)
+        return render(self.node_config(), services, list(self.slices.cache))
 
     async def sync_once(self) -> list[str]:
         rs = self.render()  # on the event loop: the caches are only changed there

@@ -6,6 +6,7 @@ import datetime as dt
 import ipaddress
 import os
 import platform
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -54,8 +55,13 @@ def _conditions(previous: list[Obj], wanted: dict[str, bool], stamp: str) -> lis
 
 
 def pod_status(pod: Obj, shim: Obj | None, host_ip: str, pod_ip: str | None,
-               image_errors: dict[str, ImageError] | None = None, message: str = "") -> Obj:
-    """The Pod status a kubelet would report, from the shim's status.json (None: not started yet)."""
+               image_errors: dict[str, ImageError] | None = None, message: str = "",
+               probed: Mapping[str, tuple[bool, bool]] | None = None) -> Obj:
+    """The Pod status a kubelet would report, from the shim's status.json (None: not started yet).
+
+    ``probed``: (started, ready) of running containers that have probes, by name (`prober.Prober.sync`);
+    the shim counts any running container as both.
+    """
     spec, previous = pod.get("spec") or {}, pod.get("status") or {}
     stamp = now()
     containers = spec.get("containers") or []
@@ -77,8 +83,11 @@ def pod_status(pod: Obj, shim: Obj | None, host_ip: str, pod_ip: str | None,
         phase = "Pending"
     else:
         def clean(c: Obj) -> Obj:
-            return {"imageID": "", "containerID": f"netplane://{pod['metadata']['uid']}/{c['name']}",
-                    **{k: c[k] for k in _CONTAINER_FIELDS if k in c}}
+            out = {"imageID": "", "containerID": f"netplane://{pod['metadata']['uid']}/{c['name']}",
+                   **{k: c[k] for k in _CONTAINER_FIELDS if k in c}}
+            if c["name"] in (probed or {}) and "running" in (c.get("state") or {}):
+                out["started"], out["ready"] = (probed or {})[c["name"]]
+            return out
 
         statuses = [clean(c) for c in shim.get("containerStatuses") or []]
         init_statuses = [clean(c) for c in shim.get("initContainerStatuses") or []]

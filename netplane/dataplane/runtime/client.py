@@ -14,7 +14,7 @@ from typing import Any
 
 from netplane.dataplane.runtime.cgroups import PodCgroup
 from netplane.dataplane.runtime.linux import DEFAULT_CAPABILITIES
-from netplane.dataplane.runtime.spec import STATUS_FILE, load
+from netplane.dataplane.runtime.spec import CONTROL_DIR, STATUS_FILE, load, write_atomic
 
 SHIM_MODULE = "netplane.dataplane.runtime.shim"
 
@@ -69,6 +69,25 @@ def terminate(pod_dir: Path, timeout: float = 60.0) -> dict[str, Any] | None:
             time.sleep(0.05)
     cleanup(pod_dir)
     return read_status(pod_dir)
+
+
+def kill_container(pod_dir: Path, container: str, restart_count: int, grace: float) -> bool:
+    """Asks the pod's shim to stop one container (SIGTERM, SIGKILL after ``grace`` seconds) and to start it
+    again unless the pod's restartPolicy is Never: the kubelet's answer to a failed liveness or startup probe.
+
+    The request names the instance (its restartCount), so a late or repeated one never stops the next
+    instance. Returns False when no shim runs the pod.
+    """
+    status = read_status(pod_dir) or {}
+    pid = int(status.get("shimPid") or 0)
+    if not pid or not shim_alive(pod_dir, pid):
+        return False
+    directory = pod_dir / CONTROL_DIR
+    directory.mkdir(exist_ok=True)
+    request = {"container": container, "restartCount": restart_count, "grace": grace}
+    write_atomic(directory / f"kill-{container}.json", json.dumps(request))
+    os.kill(pid, signal.SIGUSR1)
+    return True
 
 
 def cleanup(pod_dir: Path) -> None:

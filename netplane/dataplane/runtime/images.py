@@ -24,6 +24,8 @@ SUPPORTED = (
     "netplane/echo and */echo-basic* (an HTTP echo server on each containerPort, 8080 when none)",
     "busybox* and alpine* (busybox: sh, wget, nslookup, ip, sleep, ...)",
     "python:* (this machine's Python interpreter)",
+    "netplane/coredns and */coredns (netplane's cluster DNS server)",
+    "netplane/node-cache and */k8s-dns-node-cache (netplane's node-local DNS cache)",
 )
 
 
@@ -92,6 +94,19 @@ _BUSYBOX_LAUNCHER = (
     f'PATH={BUSYBOX_BIN}:$PATH; export PATH; exec "$@"'
 )
 
+def _dns_recipe(name: str, upstream_image: str, command: str) -> _Recipe:
+    """netplane's own DNS programs stand in for CoreDNS and node-cache: the args are theirs
+    (`serve ...`, `cache ...`), not a Corefile."""
+    return _Recipe(
+        name=name,
+        matches=lambda repo: repo == f"netplane/{name}" or _last(repo) == upstream_image,
+        requires=sys.executable,
+        launcher=lambda: [],
+        entrypoint=lambda ports: [sys.executable, "-m", "netplane.dataplane.dns"],
+        cmd=[command],
+    )
+
+
 _RECIPES: tuple[_Recipe, ...] = (
     _Recipe(
         name="nginx",
@@ -118,6 +133,8 @@ _RECIPES: tuple[_Recipe, ...] = (
         entrypoint=lambda ports: [],
         cmd=["sh"],
     ),
+    _dns_recipe("coredns", "coredns", "serve"),
+    _dns_recipe("node-cache", "k8s-dns-node-cache", "cache"),
     _Recipe(
         name="python",
         matches=lambda repo: repo == "python",

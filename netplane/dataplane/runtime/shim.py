@@ -10,7 +10,9 @@ Process tree of one pod (host PIDs; the pod's PID namespace numbers pause as 1):
 The shim stays in the host's mount namespace so that it can keep writing logs and the
 status file in the pod directory, which the pod itself cannot see. It reads only
 ``spec.json`` and writes only ``status.json`` and ``logs/``, so the agent that started
-it may die and come back: the shim does not notice.
+it may die and come back: the shim does not notice. The one request it takes while it
+runs comes the same way: on SIGUSR1 it reads ``control/kill-<container>.json``
+(`client.kill_container`) and stops that container instance so that it is restarted.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from typing import Any
 
 from netplane.dataplane.runtime import criolog, linux, sandbox
 from netplane.dataplane.runtime.cgroups import PodCgroup, pod_limits
-from netplane.dataplane.runtime.spec import STATUS_FILE, ContainerSpec, PodRuntimeSpec, load, write_atomic
+from netplane.dataplane.runtime.spec import CONTROL_DIR, STATUS_FILE, ContainerSpec, PodRuntimeSpec, load, write_atomic
 
 LOG_DIR = "logs"
 STAGING_DIR = "rootfs"
@@ -52,12 +54,13 @@ def next_backoff(current: float, ran_for: float, initial: float, maximum: float,
     return min(current * 2, maximum)
 
 
-def should_restart(policy: str, code: int, init: bool) -> bool:
+def should_restart(policy: str, code: int, init: bool, killed: bool = False) -> bool:
+    """``killed``: stopped on the agent's request (a failed probe), which restarts it whatever the exit code."""
     if policy == "Never":
         return False
     if init:  # init containers must succeed once; Always and OnFailure both retry them
         return code != 0
-    return policy == "Always" or code != 0
+    return policy == "Always" or code != 0 or killed
 
 
 def rfc3339(t: float) -> str:
@@ -73,6 +76,7 @@ class Run:
     state: dict[str, Any] = field(default_factory=lambda: {"waiting": {"reason": "ContainerCreating"}})
     last_state: dict[str, Any] = field(default_factory=dict)
     done: bool = False  # terminated and will not run again
+    killed: bool = False  # this instance was stopped on the agent's request
 
     def status(self, pod_dir: Path) -> dict[str, Any]:
         return {"name": self.spec.name, "image": self.spec.image, "state": self.state, "lastState": self.last_state,
@@ -143,6 +147,39 @@ class Shim:
         if not self.terminating.is_set():
             self.message = "the pod's PID 1 (pause) exited"
             self.terminating.set()
+
+    def on_control(self) -> None:
+        """SIGUSR1: the agent left requests in the control directory."""
+        directory = self.pod_dir / CONTROL_DIR
+        for path in sorted(directory.glob("kill-*.json")) if directory.is_dir() else []:
+            try:
+                request = json.loads(path.read_text())
+                path.unlink()
+            except (OSError, ValueError):
+                continue
+            run = next((r for r in self.apps if r.spec.name == request.get("container")
+                        and r.restart_count == request.get("restartCount") and r.pid is not None), None)
+            if run is not None and not self.terminating.is_set():
+                self.kill(run, float(request.get("grace") or 0))
+
+    def kill(self, run: Run, grace: float) -> None:
+        """SIGTERM to the container's main process, SIGKILL to its process group after the grace period;
+        `keep` then restarts it as `should_restart` says for a killed container."""
+        pid = run.pid
+        assert pid is not None
+        run.killed = True
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+
+        def force() -> None:
+            if run.pid != pid:
+                return  # it has exited (and may have been restarted as another process)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pid, signal.SIGKILL)  # what it started too: it is its own group leader (setsid)
+
+        asyncio.get_running_loop().call_later(grace, force)
 
     def _child(self, run: Run, out_w: int, err_w: int, report_w: int) -> None:
         """In the forked child: enter the pod, mount volumes, exec. Never returns."""
@@ -268,7 +305,8 @@ class Shim:
         while True:
             started = time.monotonic()
             code, _reason, _ = await self.start_and_wait(run)
-            if self.terminating.is_set() or not should_restart(self.spec.restart_policy, code, run.init):
+            killed, run.killed = run.killed, False
+            if self.terminating.is_set() or not should_restart(self.spec.restart_policy, code, run.init, killed):
                 run.done = True
                 self.write_status()
                 return code
@@ -321,6 +359,7 @@ class Shim:
         loop.add_signal_handler(signal.SIGCHLD, self.on_sigchld)
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.terminating.set)
+        loop.add_signal_handler(signal.SIGUSR1, self.on_control)
         self.on_sigchld()  # pause may already have gone
         self.write_status()
         work = asyncio.create_task(self.run_pod())

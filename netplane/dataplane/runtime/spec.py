@@ -20,6 +20,8 @@ from netplane.dataplane.runtime.linux import CAPABILITIES, DEFAULT_CAPABILITIES
 
 SPEC_FILE = "spec.json"
 STATUS_FILE = "status.json"
+# Requests from the agent to a running shim, one JSON file each, read when the shim gets SIGUSR1.
+CONTROL_DIR = "control"
 
 # Kubernetes mounts these volume types read-only whatever the volumeMount says.
 ALWAYS_READ_ONLY = ("configMap", "secret", "downwardAPI", "projected")
@@ -222,19 +224,25 @@ def build_spec(pod: dict[str, Any], *, netns: str | None, volume_dirs: dict[str,
     )
 
 
-def write_etc_files(directory: Path, hostname: str, pod_ip: str | None, nameservers: list[str],
-                    searches: Sequence[str] = (), options: Sequence[str] = ()) -> dict[str, str]:
-    """Writes the pod's hosts, hostname and resolv.conf; returns the mapping for `etc_files`."""
+def write_etc_files(directory: Path, hostname: str, pod_ip: str | None, resolv_conf: str,
+                    host_aliases: Sequence[dict[str, Any]] = (), subdomain_fqdn: str | None = None) -> dict[str, str]:
+    """Writes the pod's hosts, hostname and resolv.conf; returns the mapping for `etc_files`.
+
+    /etc/hosts is the kubelet's: localhost lines, the pod's own address with its FQDN first when it
+    has hostname+subdomain, then spec.hostAliases under the kubelet's marker line.
+    """
     directory.mkdir(parents=True, exist_ok=True)
     hosts = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback"]
     if pod_ip:
-        hosts.append(f"{pod_ip}\t{hostname}")
+        hosts.append(f"{pod_ip}\t{subdomain_fqdn}\t{hostname}" if subdomain_fqdn else f"{pod_ip}\t{hostname}")
+    aliases = [f"{a.get('ip')}\t" + "\t".join(str(h) for h in a.get("hostnames") or [])
+               for a in host_aliases if a.get("ip") and a.get("hostnames")]
+    if aliases:
+        hosts += ["", "# Entries added by HostAliases.", *aliases]
     files = {
         "hosts": "# Kubernetes-managed hosts file (netplane).\n" + "\n".join(hosts) + "\n",
         "hostname": hostname + "\n",
-        "resolv.conf": "".join(f"nameserver {n}\n" for n in nameservers)
-                       + (f"search {' '.join(searches)}\n" if searches else "")
-                       + (f"options {' '.join(options)}\n" if options else ""),
+        "resolv.conf": resolv_conf,
     }
     for name, text in files.items():
         write_atomic(directory / name, text)

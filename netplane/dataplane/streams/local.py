@@ -32,8 +32,8 @@ def nsenter_command(pid: int, command: tuple[str, ...]) -> list[str]:
     return [nsenter, "-t", str(pid), "-n", "-m", "-u", "-i", "-p", "--", *command]
 
 
-def _container_env(pid: int, tty: bool) -> dict[str, str]:
-    """The container's own environment (its image's PATH, its env vars), not the API server's."""
+def container_env(pid: int, tty: bool = False) -> dict[str, str]:
+    """The container's own environment (its image's PATH, its env vars), not the caller's."""
     env: dict[str, str] = {}
     with contextlib.suppress(OSError):
         for item in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0"):
@@ -250,7 +250,7 @@ class LocalStreamBackend:
     async def exec(self, pod: PodRef, options: ExecOptions) -> ProcessSession:
         _, container = self._container(pod, options.container)
         argv = nsenter_command(container.pid, options.command)
-        env = _container_env(container.pid, options.tty)
+        env = container_env(container.pid, options.tty)
         if options.tty:
             master, slave = os.openpty()
             os.set_blocking(master, False)
