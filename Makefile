@@ -4,7 +4,9 @@
 PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
-DEB_PACKAGES := iproute2 nftables nginx-light busybox conntrack curl
+DEB_PACKAGES := iproute2 nftables nginx-light busybox conntrack curl \
+	libnginx-mod-http-lua lua-resty-core lua-cjson luajit2 libnginx-mod-stream \
+	libnginx-mod-http-headers-more-filter libnginx-mod-http-modsecurity modsecurity-crs
 ARGS ?=
 
 .PHONY: run test setup lint unit integration e2e bench bench-dns clean
@@ -16,7 +18,9 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 setup: $(STAMP)
-	@if [ "$$(id -u)" = 0 ] && ! { command -v nft && command -v nginx && command -v busybox && command -v conntrack && command -v curl; } >/dev/null 2>&1; then \
+	@if [ "$$(id -u)" = 0 ] && ! { command -v nft && command -v nginx && command -v busybox && command -v conntrack && command -v curl \
+			&& command -v luajit && test -f /usr/lib/nginx/modules/ngx_http_lua_module.so \
+			&& test -f /usr/share/lua/5.1/resty/core.lua && ls /usr/lib/*/lua/5.1/cjson.so; } >/dev/null 2>&1; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEB_PACKAGES) >/dev/null; \
 	fi
 

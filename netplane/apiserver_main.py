@@ -29,6 +29,7 @@ from netplane.controllers.supervisor import ControllerProcess
 from netplane.dataplane.streams import LocalStreamBackend
 from netplane.model import ALL_KINDS, crd_manifest
 from netplane.model.plugins import CLUSTER_PLUGIN
+from netplane.scheduling.lifecycle import DEFAULT_GRACE_PERIOD
 from netplane.store import SqliteStore
 
 log = logging.getLogger("netplane")
@@ -48,6 +49,7 @@ class UpOptions:
     node_names: list[str] = field(default_factory=lambda: ["node1", "node2"])
     node_cidr: str = "172.31.250.0/24"
     host_access: bool = False
+    node_monitor_grace_period: float = DEFAULT_GRACE_PERIOD
 
 
 def _indexer(registry: Registry) -> Callable[[str, bytes], Attrs]:
@@ -218,7 +220,8 @@ async def serve(options: UpOptions) -> int:
     kubeconfig = options.data_dir / "kubeconfig"
     certs.write_kubeconfig(kubeconfig, f"https://{host}:{port}", (pki / "ca.crt").read_bytes(), token)
     print(f"netplane ready: API https://{host}:{port}, kubeconfig {kubeconfig}", flush=True)
-    controllers = ControllerProcess(kubeconfig)
+    controllers = ControllerProcess(kubeconfig, extra_args=(
+        "--node-monitor-grace-period", f"{options.node_monitor_grace_period}s"))
     controllers.start()
     if dataplane is not None:
         dataplane.write_agent_configs(port, (pki / "ca.crt").read_bytes(), token)

@@ -5,12 +5,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import re
 import sys
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
 from netplane import KUBERNETES_VERSION
+from netplane.scheduling.lifecycle import DEFAULT_GRACE_PERIOD
 
 
 def _port(text: str) -> int:
@@ -37,6 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--service-cidr", default="10.96.0.0/12", help="cluster IP range (default 10.96.0.0/12)")
     up.add_argument("--service-node-port-range", default="30000-32767",
                     help="node port range (default 30000-32767)")
+    _node_monitor_option(up)
     user = sub.add_parser("user", help="manage API users").add_subparsers(dest="user_command", required=True)
     user_add = user.add_parser("add", help="create a user and print a kubeconfig for them on stdout")
     user_add.add_argument("name", help="user name (the certificate CN, the RBAC subject)")
@@ -79,8 +82,19 @@ def _user_add(args: argparse.Namespace) -> int:
     return 0
 
 
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ms|s|m|h)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
 def _seconds(text: str) -> float:
-    value = float(text)
+    """Seconds, as a plain number or a Kubernetes-style duration (`40s`, `1m30s`, `500ms`)."""
+    try:
+        value = float(text)
+    except ValueError:
+        parts = _DURATION_PART.findall(text)
+        if not parts or "".join(number + unit for number, unit in parts) != text:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a duration (40, 40s, 1m30s, 500ms)") from None
+        value = sum(float(number) * _UNIT_SECONDS[unit] for number, unit in parts)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"{text} is not a positive number of seconds")
     return value
@@ -97,6 +111,13 @@ def _controller_parser(ctl: argparse.ArgumentParser) -> None:
     ctl.add_argument("--retry-period", type=_seconds, default=2.0, help="seconds (default 2)")
     ctl.add_argument("--metrics-port", type=_port, default=0, help="serve /metrics on this port (default 0: off)")
     ctl.add_argument("--identity", help="this candidate's name in the lease (default hostname_uuid)")
+    _node_monitor_option(ctl)
+
+
+def _node_monitor_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--node-monitor-grace-period", type=_seconds, default=DEFAULT_GRACE_PERIOD,
+                        help="how long a node may go without a heartbeat before it is marked Unknown and tainted "
+                             f"unreachable (default {DEFAULT_GRACE_PERIOD:.0f}s)")
 
 
 def _run_controller(args: argparse.Namespace) -> int:
@@ -111,7 +132,8 @@ def _run_controller(args: argparse.Namespace) -> int:
         return 2
     options = ControllerOptions(kubeconfig=args.kubeconfig, leader_elect=args.leader_elect,
                                 lease_namespace=args.lease_namespace, lease_name=args.lease_name,
-                                metrics_port=args.metrics_port, timing=timing)
+                                metrics_port=args.metrics_port, timing=timing,
+                                node_monitor_grace_period=args.node_monitor_grace_period)
     if args.identity:
         options.identity = args.identity
     try:
@@ -209,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     options = UpOptions(data_dir=args.data_dir, api_port=args.api_port, bind=args.bind,
                         dataplane=not args.no_dataplane, service_cidr=args.service_cidr,
                         node_port_range=(low, high), node_names=node_names, node_cidr=args.node_cidr,
-                        host_access=args.host_access)
+                        host_access=args.host_access, node_monitor_grace_period=args.node_monitor_grace_period)
     return _run_loop(serve(options))
 
 

@@ -14,7 +14,7 @@ import ipaddress
 from collections.abc import Callable
 from typing import Any
 
-from netplane.api import errors, schemacheck, schemas, serviceaccounts, validation
+from netplane.api import errors, ingressadmission, schemacheck, schemas, serviceaccounts, validation
 from netplane.api.allocators import ClusterIPAllocator, NodePortAllocator
 from netplane.api.errors import FieldError
 from netplane.api.objects import Obj, decode, meta, now
@@ -161,11 +161,25 @@ class Admission:
             causes = validation.validate(rt.group, rt.kind, obj, old)
             if rt.kind == "CustomResourceDefinition":
                 causes += schemacheck.validate_crd(obj, old)
+            elif (rt.group, rt.kind) == ("networking.k8s.io", "Ingress") and not causes:
+                causes = self._review_ingress(obj)
         else:
             causes = _custom_object_meta(obj, rt.namespaced, old)
             causes += schemacheck.validate(obj, self._crd_schema(rt), old)
         if causes:
             raise errors.unprocessable(rt.kind, meta(obj).get("name", ""), rt.group, causes)
+
+    def _review_ingress(self, ingress: Obj) -> list[FieldError]:
+        def objects(rt: ResourceType | None, namespace: str | None) -> list[Obj]:
+            return [decode(r.value) for r in self.store.list(rt, namespace)[0]] if rt is not None else []
+
+        instances = self.registry.lookup("ingress-nginx.alauda.io", "v1", "ingressnginxes")
+        return ingressadmission.review(
+            ingress,
+            namespace_ingresses=lambda: objects(self._builtin("networking.k8s.io", "Ingress"),
+                                                meta(ingress).get("namespace", "")),
+            classes=lambda: objects(self._builtin("networking.k8s.io", "IngressClass"), None),
+            instances=lambda: objects(instances, None))
 
     # --- allocation ---------------------------------------------------------------------
 
@@ -225,6 +239,9 @@ class Admission:
             spec.get("type") == "LoadBalancer" and spec.get("allocateLoadBalancerNodePorts") is False)
         old_ports = {(p.get("port"), p.get("protocol", "TCP")): p.get("nodePort")
                      for p in old_spec.get("ports") or [] if p.get("nodePort")}
+        # What the Service holds already stays its own, whichever of its ports names it now (a changed
+        # port number keeps its node port, as in Kubernetes).
+        held = {(node_port, proto) for (_, proto), node_port in old_ports.items()}
         for i, port in enumerate(spec.get("ports") or []):
             if not isinstance(port, dict):
                 continue
@@ -233,7 +250,7 @@ class Admission:
                 continue
             previous = old_ports.get((port.get("port"), proto))
             requested = port.get("nodePort")
-            if requested and requested == previous:
+            if requested and (requested == previous or (requested, proto) in held):
                 continue
             if not requested and previous:
                 port["nodePort"] = previous

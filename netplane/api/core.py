@@ -22,6 +22,7 @@ from netplane.api.resources import ResourceType
 from netplane.api.selectors import FieldRequirement, Selector
 from netplane.api.ssa import api as ssa
 from netplane.api.storage import ObjectStore
+from netplane.api.validation.defaults import drop_type_dependent_service_fields
 from netplane.store import KeyExists, KeyNotFound, Record, RevisionMismatch
 
 
@@ -141,6 +142,8 @@ class ApiCore:
         if not subresource:
             # Subresource writes keep the stored spec; defaulting it again would, for a
             # namespace being finalized, put back the very finalizer being removed.
+            if (rt.group, rt.kind) == ("", "Service"):
+                drop_type_dependent_service_fields(merged.get("spec") or {}, old.get("spec") or {})
             self.admission.default(rt, merged)
         release = self.admission.allocate(rt, merged, old)
         try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 import socket
@@ -19,12 +20,23 @@ from pathlib import Path
 
 from aiohttp import web
 
-from netplane.controllers import cloudlb, endpoints, ipam, plugins, projects, scheduler, workloads
+from netplane.controllers import (
+    cloudlb,
+    endpoints,
+    ingressnginx,
+    ipam,
+    nodelifecycle,
+    plugins,
+    projects,
+    scheduler,
+    workloads,
+)
 from netplane.controllers.kube.client import Client
 from netplane.controllers.kube.config import in_cluster_config, load_kubeconfig
 from netplane.controllers.runtime.leader import LeaderElector, LeaseTiming
 from netplane.controllers.runtime.manager import Manager
 from netplane.controllers.runtime.metrics import ControllerMetrics, serve_metrics
+from netplane.scheduling.lifecycle import DEFAULT_GRACE_PERIOD
 
 log = logging.getLogger("netplane.controller")
 
@@ -32,7 +44,8 @@ LEASE_NAME = "netplane-controller"
 
 # Every controller of the process, each adding its informers and reconcilers to a manager.
 SETUPS: tuple[Callable[[Manager], None], ...] = (projects.setup, ipam.setup, workloads.setup, scheduler.setup,
-                                                 endpoints.setup, cloudlb.setup, plugins.setup)
+                                                 endpoints.setup, cloudlb.setup, plugins.setup, nodelifecycle.setup,
+                                                 ingressnginx.setup)
 
 
 @dataclass
@@ -44,6 +57,14 @@ class ControllerOptions:
     metrics_port: int = 0
     identity: str = field(default_factory=lambda: f"{socket.gethostname()}_{uuid.uuid4()}")
     timing: LeaseTiming = field(default_factory=LeaseTiming)
+    node_monitor_grace_period: float = DEFAULT_GRACE_PERIOD
+
+
+def configured_setups(options: ControllerOptions) -> list[Callable[[Manager], None]]:
+    """SETUPS, with this process's settings bound into those that take any."""
+    settings: dict[Callable[..., None], Callable[[Manager], None]] = {
+        nodelifecycle.setup: functools.partial(nodelifecycle.setup, grace_period=options.node_monitor_grace_period)}
+    return [settings.get(setup, setup) for setup in SETUPS]
 
 
 async def run(options: ControllerOptions) -> int:
@@ -59,7 +80,7 @@ async def run(options: ControllerOptions) -> int:
         nonlocal term
         leader_gauge.set(1)
         term = Manager(client, metrics)
-        for setup in SETUPS:
+        for setup in configured_setups(options):
             setup(term)
         term.start()
 

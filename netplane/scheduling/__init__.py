@@ -8,5 +8,7 @@ controller (`netplane.controllers.scheduler`) feeds it from informer caches and 
 the DaemonSet controller uses `matching` to decide which nodes should run a daemon pod.
 
 Modules: `matching` (node selectors, node affinity, taints and tolerations), `placement` (filters in
-kube-scheduler's order, the spreading score, the failure message).
+kube-scheduler's order, the spreading score, the failure message), `lifecycle` (where a pod may keep
+running: node heartbeats, the taints they decide, NoExecute eviction; fed by
+`netplane.controllers.nodelifecycle`).
 """

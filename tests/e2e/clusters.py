@@ -50,6 +50,7 @@ class Cluster:
     log: Path
     kubectl_bin: Path
     node_cidr: str
+    extra_args: tuple[str, ...] = ()  # more `netplane up` options
     process: subprocess.Popen[bytes] = field(init=False)
     starts: int = 0
 
@@ -76,7 +77,7 @@ class Cluster:
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
                 [*NETPLANE, "up", "--nodes", "2", "--api-port", "0", "--node-cidr", self.node_cidr,
-                 "--data-dir", str(self.data_dir)], stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
+                 "--data-dir", str(self.data_dir), *self.extra_args], stdout=out, stderr=subprocess.STDOUT, cwd=ROOT,
                 start_new_session=True)
         wait_until("netplane up to bring up its nodes",
                    lambda: self.process.poll() is not None
@@ -99,6 +100,12 @@ class Cluster:
         assert namespaces_of(self.cid) == []
         self.start()
 
+    def agent_pid(self, node: str) -> int | None:
+        """The pid of the node's agent process, None while there is none (or, briefly, two)."""
+        out = subprocess.run(["pgrep", "-f", f"netplane.dataplane.agent --node {node} .*--data-dir {self.data_dir}"],
+                             capture_output=True, text=True).stdout.split()
+        return int(out[0]) if len(out) == 1 else None
+
     def log_tail(self, lines: int = 40) -> str:
         try:
             return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
@@ -107,10 +114,10 @@ class Cluster:
 
 
 @contextmanager
-def running_cluster(node_cidr: str) -> Iterator[Cluster]:
+def running_cluster(node_cidr: str, *extra_args: str) -> Iterator[Cluster]:
     data_dir = Path(tempfile.mkdtemp(prefix="netplane-cluster-", dir="/var/tmp"))
     log = data_dir.with_suffix(".log")
-    made = Cluster(data_dir, log, kubectl_binaries()[0], node_cidr)
+    made = Cluster(data_dir, log, kubectl_binaries()[0], node_cidr, extra_args)
     try:
         made.start()
         yield made

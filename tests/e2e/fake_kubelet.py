@@ -1,5 +1,5 @@
-"""A test-only stand-in for node agents: Node objects that report Ready, and pods bound to them
-marked Running and Ready through the pods/status subresource, as a kubelet would.
+"""A test-only stand-in for node agents: Node objects that report Ready (with heartbeats), and pods bound
+to them marked Running and Ready through the pods/status subresource, as a kubelet would.
 
 It runs its own event loop in a thread and polls (the API is local and the numbers small), so a
 test stays synchronous: `with FakeKubelet(kubeconfig, ["n1", "n2"]) as kubelet: ...`.
@@ -23,9 +23,16 @@ from netplane.controllers.workloads.kinds import NODES, PODS
 
 Obj = dict[str, Any]
 
+HEARTBEAT = 5.0  # as often as netplane's node agents post theirs
+
 
 def _now() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _ready(now: str) -> Obj:
+    return {"type": "Ready", "status": "True", "reason": "KubeletReady",
+            "message": "fake kubelet is posting ready status", "lastHeartbeatTime": now, "lastTransitionTime": now}
 
 
 def node_object(name: str, labels: dict[str, str] | None = None, taints: list[Obj] | None = None) -> Obj:
@@ -76,9 +83,7 @@ class FakeKubelet:
                 with contextlib.suppress(NotFound):
                     await client.delete(NODES, name)
                 node = await client.create(NODES, node_object(name, extra.get("labels"), extra.get("taints")))
-                node["status"] = {"conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
-                                                  "message": "fake kubelet is posting ready status",
-                                                  "lastHeartbeatTime": _now(), "lastTransitionTime": _now()}],
+                node["status"] = {"conditions": [_ready(_now())],
                                   "capacity": {"cpu": "2", "memory": "4Gi", "pods": "110"}}
                 await client.update_status(NODES, node)
 
@@ -89,12 +94,25 @@ class FakeKubelet:
                     await client.delete(NODES, name)
 
     async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        last_beat = loop.time()
         async with Client(self.config) as client:
             while True:
                 if not self.hold:
                     with contextlib.suppress(ApiError, OSError):
                         await self._start_pods(client)
+                if loop.time() - last_beat >= HEARTBEAT:
+                    # Without heartbeats the node lifecycle controller would find these nodes unreachable.
+                    last_beat = loop.time()
+                    with contextlib.suppress(ApiError, OSError):
+                        await self._heartbeat(client)
                 await asyncio.sleep(self.interval)
+
+    async def _heartbeat(self, client: Client) -> None:
+        for name in self.nodes:
+            node = await client.get(NODES, name)
+            node["status"] = {**(node.get("status") or {}), "conditions": [_ready(_now())]}
+            await client.update_status(NODES, node)
 
     async def _start_pods(self, client: Client) -> None:
         pods, _ = await client.list_all(PODS)

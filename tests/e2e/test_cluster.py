@@ -226,12 +226,6 @@ def test_pod_configuration_from_configmaps_secrets_and_fields(cluster: Cluster, 
     assert state["waiting"]["message"] == 'configmap "nothing" not found', state
 
 
-def _agent_pid(cluster: Cluster, node: str) -> int | None:
-    out = subprocess.run(["pgrep", "-f", f"netplane.dataplane.agent --node {node} .*--data-dir {cluster.data_dir}"],
-                         capture_output=True, text=True).stdout.split()
-    return int(out[0]) if len(out) == 1 else None
-
-
 def test_agent_restart_adopts_running_pods(cluster: Cluster) -> None:
     ns = f"adopt-{uuid.uuid4().hex[:6]}"
     cluster.kubectl("create", "namespace", ns)
@@ -239,9 +233,9 @@ def test_agent_restart_adopts_running_pods(cluster: Cluster) -> None:
     pod = wait_until("keep Running", lambda: running_pods(cluster, ns, "run=keep", 1), timeout=60)[0]
     node = pod["spec"]["nodeName"]
     before = cluster.kubectl("-n", ns, "exec", "keep", "--", "sh", "-c", "echo $$; ps -o pid,comm | grep -c sleep")
-    old = wait_until("the agent of " + node, lambda: _agent_pid(cluster, node))
+    old = wait_until("the agent of " + node, lambda: cluster.agent_pid(node))
     os.kill(old, signal.SIGKILL)
-    new = wait_until("a new agent", lambda: (pid := _agent_pid(cluster, node)) not in (None, old) and pid,
+    new = wait_until("a new agent", lambda: (pid := cluster.agent_pid(node)) not in (None, old) and pid,
                      timeout=60)
     assert new != old
     time.sleep(3)  # a few passes of the new agent
@@ -338,9 +332,9 @@ def test_probe_readiness_gates_the_service_endpoints(cluster: Cluster, tmp_path:
 
     # A restarted agent adopts the pod as ready (no trip out of the Service), then probes it again.
     node = cluster.json("-n", ns, "get", "pod", "gated")["spec"]["nodeName"]
-    old = wait_until("the agent of " + node, lambda: _agent_pid(cluster, node))
+    old = wait_until("the agent of " + node, lambda: cluster.agent_pid(node))
     os.kill(old, signal.SIGKILL)
-    wait_until("a new agent", lambda: _agent_pid(cluster, node) not in (None, old), timeout=60)
+    wait_until("a new agent", lambda: cluster.agent_pid(node) not in (None, old), timeout=60)
     for _ in range(6):
         assert _container(cluster, ns, "gated")["conditions"]["Ready"] == "True"
         time.sleep(0.5)

@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
-from netplane.controllers.plugins import covers, readiness, underlay_only
+from netplane.controllers.plugins import readiness, underlay_only
 from netplane.controllers.plugins.manifests import ClusterFacts, coredns_objects, nodelocaldns_objects
+from netplane.controllers.runtime.ensure import covers
 from netplane.dataplane.dns import cluster_dns_ip, cluster_dns_ip_from_kubernetes_ip
 
 pytestmark = pytest.mark.unit

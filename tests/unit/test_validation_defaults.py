@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from netplane.api.validation import apply_defaults, default_service_ip_families
-from netplane.api.validation.defaults import image_pull_policy
+from netplane.api.validation.defaults import drop_type_dependent_service_fields, image_pull_policy
 
 pytestmark = pytest.mark.unit
 
@@ -134,7 +134,10 @@ def test_pod_with_probe_volume_and_limits() -> None:
                                                                 "apiVersion": "v1"}}}],
         }],
         "volumes": [{"name": "cfg", "configMap": {"name": "cfg", "defaultMode": 420}},
-                    {"name": "scratch", "emptyDir": {}}]}
+                    {"name": "scratch", "emptyDir": {}}],
+        # DefaultTolerationSeconds (admission in Kubernetes): bare pods only, templates keep what they say.
+        "tolerations": [{"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}
+                        for key in ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")]}
 
 
 @pytest.mark.parametrize(("image", "policy"), [
@@ -174,3 +177,23 @@ def test_job_basics() -> None:
     spec.pop("template")
     assert spec == {"completions": 1, "parallelism": 1, "backoffLimit": 6, "completionMode": "NonIndexed",
                     "suspend": False, "podReplacementPolicy": "TerminatingOrFailed"}
+
+
+def test_type_changes_drop_what_the_old_type_left_behind() -> None:
+    old = {"type": "LoadBalancer", "allocateLoadBalancerNodePorts": True, "clusterIP": "10.96.0.5",
+           "ports": [{"port": 80, "protocol": "TCP", "nodePort": 30080}], "healthCheckNodePort": 31000,
+           "externalTrafficPolicy": "Local"}
+    to_node_port = {**old, "type": "NodePort", "ports": [dict(p) for p in old["ports"]]}
+    drop_type_dependent_service_fields(to_node_port, old)
+    assert "allocateLoadBalancerNodePorts" not in to_node_port and "healthCheckNodePort" not in to_node_port
+    assert to_node_port["ports"][0]["nodePort"] == 30080  # still needed by a NodePort Service
+    to_cluster_ip = {**old, "type": "ClusterIP", "ports": [dict(p) for p in old["ports"]]}
+    drop_type_dependent_service_fields(to_cluster_ip, old)
+    assert "nodePort" not in to_cluster_ip["ports"][0] and to_cluster_ip["clusterIP"] == "10.96.0.5"
+    to_external = {**old, "type": "ExternalName", "externalName": "example.com"}
+    drop_type_dependent_service_fields(to_external, old)
+    assert "clusterIP" not in to_external
+    # A value the client wrote anew is kept (and then validated).
+    explicit = {**old, "type": "NodePort", "allocateLoadBalancerNodePorts": False}
+    drop_type_dependent_service_fields(explicit, old)
+    assert explicit["allocateLoadBalancerNodePorts"] is False

@@ -200,6 +200,19 @@ def test_daemon_eligibility(template: Obj, node: Obj, runs: bool) -> None:
     assert daemons.should_run(daemons.daemon_pod_spec(template), node) is runs
 
 
+def test_daemon_pods_stay_on_an_unreachable_node() -> None:
+    unreachable = n("a", taints=[{"key": "node.kubernetes.io/unreachable", "effect": "NoSchedule"},
+                                 {"key": "node.kubernetes.io/unreachable", "effect": "NoExecute"}])
+    spec = daemons.daemon_pod_spec({})
+    # No new daemon pod there (NoSchedule is not tolerated), but the one running stays (NoExecute is).
+    assert not daemons.should_run(spec, unreachable) and daemons.may_stay(spec, unreachable)
+    assert not daemons.may_stay(spec, n("a", taints=[{"key": "gpu", "effect": "NoExecute"}]))
+    pods = [dpod("p1", "a"), dpod("p2", "b")]
+    plan = daemons.plan(["b"], pods, {"p1": "r", "p2": "r"}, "r", 1, staying={"a"})
+    assert plan.delete == () and plan.create == ()
+    assert plan.status["numberMisscheduled"] == 1
+
+
 def dpod(name: str, node: str, *, ready_: bool = True, bound: bool = True, created: str = "1") -> Obj:
     spec = {"nodeName": node} if bound else daemons.pinned({}, node)
     return {"metadata": {"name": name, "creationTimestamp": created}, "spec": spec,

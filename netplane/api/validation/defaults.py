@@ -131,9 +131,34 @@ def default_pod_template(template: Any) -> None:
         default_pod_spec(ensure(template, "spec"))
 
 
+# The DefaultTolerationSeconds admission plugin's (on by default in Kubernetes): a pod rides out a node
+# that is not ready or unreachable for five minutes before the taint-based eviction deletes it.
+NODE_PROBLEM_TAINTS = ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")
+DEFAULT_TOLERATION_SECONDS = 300
+
+
+def _tolerates_no_execute(toleration: Any, key: str) -> bool:
+    t = as_dict(toleration)
+    return as_str(t.get("key")) in ("", key) and as_str(t.get("effect")) in ("", "NoExecute")
+
+
+def default_toleration_seconds(spec: Obj) -> None:
+    """Adds each node-problem NoExecute toleration the pod lacks, with DEFAULT_TOLERATION_SECONDS;
+    a pod that says anything about that taint (a DaemonSet's, say: no limit) keeps its own."""
+    if spec.get("tolerations") is not None and not isinstance(spec["tolerations"], list):
+        return  # validation refuses it; nothing sensible to add to
+    tolerations = as_list(spec.get("tolerations"))
+    missing = [key for key in NODE_PROBLEM_TAINTS if not any(_tolerates_no_execute(t, key) for t in tolerations)]
+    if missing:
+        spec["tolerations"] = [*tolerations, *({"key": key, "operator": "Exists", "effect": "NoExecute",
+                                                 "tolerationSeconds": DEFAULT_TOLERATION_SECONDS} for key in missing)]
+
+
 def _default_pod(obj: Obj) -> None:
     spec = ensure(obj, "spec")
     default_pod_spec(spec)
+    # Pods only, not templates: Kubernetes adds them at admission, so a Deployment's template stays as written.
+    default_toleration_seconds(spec)
     # Only bare Pods get requests copied from limits and service links on; templates do not.
     for key in ("containers", "initContainers"):
         for c in as_list(spec.get(key)):
@@ -416,3 +441,33 @@ def apply_defaults(group: str, kind: str, obj: Obj) -> None:
     defaulter = DEFAULTERS.get((group, kind))
     if defaulter is not None:
         defaulter(obj)
+
+
+def drop_type_dependent_service_fields(spec: Obj, old_spec: Obj) -> None:
+    """What a Service update leaves behind when its type changes, cleared as the API server does — but only
+    where the new object carries the old value unchanged (a value the client set anew is kept, and
+    validated). Without this, turning a LoadBalancer into a NodePort by writing only `type` would fail on
+    the defaulted allocateLoadBalancerNodePorts."""
+    new_type, old_type = spec.get("type") or "ClusterIP", old_spec.get("type") or "ClusterIP"
+    if new_type == old_type:
+        return
+
+    def unchanged(field: str) -> bool:
+        return field in spec and spec.get(field) == old_spec.get(field)
+
+    if new_type != "LoadBalancer":
+        for field in ("allocateLoadBalancerNodePorts", "loadBalancerClass"):
+            if unchanged(field):
+                del spec[field]
+    if new_type not in ("NodePort", "LoadBalancer"):
+        old_ports = {(p.get("port"), p.get("protocol")): p.get("nodePort") for p in old_spec.get("ports") or []}
+        for port in spec.get("ports") or []:
+            if port.get("nodePort") and old_ports.get((port.get("port"), port.get("protocol"))) == port["nodePort"]:
+                del port["nodePort"]
+    if unchanged("healthCheckNodePort") and not (new_type == "LoadBalancer"
+                                                 and spec.get("externalTrafficPolicy") == "Local"):
+        del spec["healthCheckNodePort"]
+    if new_type == "ExternalName":
+        for field in ("clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"):
+            if unchanged(field):
+                del spec[field]

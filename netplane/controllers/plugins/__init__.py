@@ -16,17 +16,17 @@ Rules:
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any
 
 from netplane.controllers.kube.client import Client
-from netplane.controllers.kube.errors import ApiError, NotFound
+from netplane.controllers.kube.errors import ApiError
 from netplane.controllers.kube.resources import Resource
 from netplane.controllers.plugins import manifests
 from netplane.controllers.runtime.conditions import set_condition
 from netplane.controllers.runtime.controller import Result
+from netplane.controllers.runtime.ensure import ensure, remove
 from netplane.controllers.runtime.informer import Informer
 from netplane.controllers.runtime.manager import Manager
 from netplane.controllers.workloads.kinds import DAEMONSETS, DEPLOYMENTS
@@ -57,16 +57,6 @@ _RESOURCES = {
     "Deployment": DEPLOYMENTS,
     "DaemonSet": DAEMONSETS,
 }
-
-
-def covers(stored: Any, desired: Any) -> bool:
-    """Whether `stored` already holds everything `desired` says (extra stored fields are defaults)."""
-    if isinstance(desired, dict):
-        return isinstance(stored, dict) and all(covers(stored.get(k), v) for k, v in desired.items())
-    if isinstance(desired, list):
-        return (isinstance(stored, list) and len(stored) == len(desired)
-                and all(covers(s, d) for s, d in zip(stored, desired, strict=True)))
-    return bool(stored == desired)
 
 
 def underlay_only(subnets: list[Obj]) -> bool:
@@ -137,24 +127,13 @@ class Plugins:
         return manifests.ClusterFacts(dns_ip, tuple(config.get("upstreams") or ()))
 
     async def _apply(self, obj: Obj) -> None:
-        res = _RESOURCES[obj["kind"]]
-        meta = obj["metadata"]
-        try:
-            stored = await self.client.get(res, meta["name"], meta.get("namespace"))
-            if covers(stored, obj):
-                return
-        except NotFound:
-            pass
-        await self.client.patch(res, meta["name"], obj, meta.get("namespace"), patch_type="apply",
-                                field_manager=FIELD_MANAGER, force=True)
-        log.info("plugin %s: applied %s %s", meta["labels"][manifests.PLUGIN_LABEL], obj["kind"], meta["name"])
+        if await ensure(self.client, _RESOURCES[obj["kind"]], obj, FIELD_MANAGER):
+            log.info("plugin %s: applied %s %s", obj["metadata"]["labels"][manifests.PLUGIN_LABEL], obj["kind"],
+                     obj["metadata"]["name"])
 
     async def _remove(self, objects: list[Obj]) -> None:
         for obj in objects:
-            meta = obj["metadata"]
-            with contextlib.suppress(NotFound):
-                await self.client.delete(_RESOURCES[obj["kind"]], meta["name"], meta.get("namespace"),
-                                         propagation_policy="Background")
+            await remove(self.client, _RESOURCES[obj["kind"]], obj)
 
     async def _report(self, plugin: Obj, ready: bool, reason: str, message: str) -> Result:
         status = dict(plugin.get("status") or {})

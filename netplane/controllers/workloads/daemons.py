@@ -3,19 +3,21 @@
 A node should run the daemon pod when the pod's nodeSelector and required node affinity accept it
 and every NoSchedule/NoExecute taint on it is tolerated, counting the tolerations Kubernetes adds to
 every daemon pod (not-ready, unreachable, the pressure conditions, unschedulable: daemons run on
-cordoned nodes too). Each pod is pinned to its node by replacing the required node affinity with
-`matchFields metadata.name In [<node>]`, and the scheduler binds it there.
+cordoned nodes too). A pod already there stays while only NoSchedule taints are untolerated (an
+unreachable node's, say): NoSchedule keeps new pods away, it does not evict. Each pod is pinned to
+its node by replacing the required node affinity with `matchFields metadata.name In [<node>]`, and
+the scheduler binds it there.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from netplane.controllers.workloads.pods import meta, ready, terminating
-from netplane.scheduling.matching import first_untolerated, node_selector_matches
+from netplane.scheduling.matching import NO_EXECUTE, first_untolerated, node_selector_matches
 
 Obj = dict[str, Any]
 
@@ -56,6 +58,13 @@ def should_run(spec: Obj, node: Obj) -> bool:
     return node_selector_matches(spec, node) and first_untolerated(taints, spec.get("tolerations") or []) is None
 
 
+def may_stay(spec: Obj, node: Obj) -> bool:
+    """A daemon pod already on the node keeps running there (though a new one would not be created)."""
+    taints = (node.get("spec") or {}).get("taints") or []
+    return node_selector_matches(spec, node) and first_untolerated(
+        taints, spec.get("tolerations") or [], (NO_EXECUTE,)) is None
+
+
 def node_of(pod: Obj) -> str:
     """The node a daemon pod is on, or pinned to while not yet bound."""
     spec = pod.get("spec") or {}
@@ -82,9 +91,10 @@ def _phase(pod: Obj) -> str:
 
 
 def plan(eligible: list[str], pods: list[Obj], revision_of: Mapping[str, str], revision: str,
-         max_unavailable: int | None) -> Plan:
+         max_unavailable: int | None, staying: Collection[str] = ()) -> Plan:
     """What to change for one DaemonSet. `revision_of` maps a pod name to its template revision;
-    `max_unavailable` is None for the OnDelete strategy (outdated pods stay until deleted by hand)."""
+    `max_unavailable` is None for the OnDelete strategy (outdated pods stay until deleted by hand);
+    pods on `staying` nodes (not eligible, but `may_stay`) are misscheduled yet left alone."""
     by_node: dict[str, list[Obj]] = {}
     for pod in pods:
         if not terminating(pod):
@@ -106,7 +116,8 @@ def plan(eligible: list[str], pods: list[Obj], revision_of: Mapping[str, str], r
         delete.extend(alive[1:])  # one per node: the oldest stays
     misscheduled = [n for n, ps in by_node.items() if n not in wanted and ps]
     for node in misscheduled:
-        delete.extend(by_node[node])
+        if node not in staying:
+            delete.extend(by_node[node])
     if max_unavailable is not None:
         outdated = [n for n, p in kept.items() if revision_of.get(meta(p)["name"]) != revision]
         unavailable = len(create) + sum(1 for p in kept.values() if not ready(p))

@@ -60,9 +60,10 @@ class DaemonSets:
         if strategy.get("type", "RollingUpdate") == "RollingUpdate":
             value = (strategy.get("rollingUpdate") or {}).get("maxUnavailable", 1)
             max_unavailable = max(scaled_value(value, len(eligible), round_up=True), 1)
+        staying = {meta(n)["name"] for n in self.nodes.cache if daemons.may_stay(pod_spec, n)}
         plan = daemons.plan(eligible, pods,
                             {meta(p)["name"]: (meta(p).get("labels") or {}).get(REVISION_LABEL, "") for p in pods},
-                            revision, max_unavailable)
+                            revision, max_unavailable, staying)
         if self.expectations.satisfied(key, self.pods.cache.__contains__):
             await self._apply(key, ds, plan, pod_spec, revision)
         return await self._write_status(ds, pods, plan, set(eligible))

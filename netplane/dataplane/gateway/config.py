@@ -1,0 +1,246 @@
+"""The static nginx.conf of a gateway engine instance, and the checks a configuration passes before use.
+
+The rendered file depends only on the listener set and the instance settings, and holds nothing but
+integers, canonical IP addresses and netplane's own fixed names: hostnames, paths, headers, endpoints
+and certificates never become configuration text. They reach Lua as JSON data over the control socket
+(see docs/design/gateway-engine.md), so no user input can inject a directive, and no change of them
+needs a reload. Only a change of the rendered text (new listeners, other settings) does.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import shutil
+import subprocess
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+LUA_SOURCE = Path(__file__).parent / "lua"
+# The Lua modules are installed as package "netplane" under <prefix>/lua.
+LUA_PACKAGE = "netplane"
+MODULES_DIR = Path("/usr/lib/nginx/modules")
+# ndk first: the lua module needs its symbols.
+MODULES = ("ndk_http_module.so", "ngx_http_lua_module.so")
+LUA_MODULE = MODULES_DIR / "ngx_http_lua_module.so"
+
+CONF_FILE = "conf/nginx.conf"
+CANDIDATE_FILE = "conf/nginx.conf.candidate"
+GOOD_FILE = "conf/nginx.conf.good"
+PID_FILE = "run/nginx.pid"
+ERROR_LOG = "logs/error.log"
+CONTROL_DIR = "control"
+CONTROL_SOCKET = "control/control.sock"
+# nginx resolves certificate paths against the directory of nginx.conf, the rest against the prefix.
+FALLBACK_CERT = "fallback.crt"
+FALLBACK_KEY = "fallback.key"
+TEMP_DIRS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+
+# The prefix is operator configuration, but it is written into the file (the control socket's path
+# must be absolute), so it is held to characters that cannot end a token.
+_SAFE_PREFIX = re.compile(r"/[A-Za-z0-9._/-]*")
+_SUN_PATH_MAX = 107
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+class ConfigError(ValueError):
+    """Settings or listeners that cannot be rendered."""
+
+
+class CheckError(RuntimeError):
+    """A candidate configuration (nginx.conf or Lua) failed its check; `output` says why."""
+
+    def __init__(self, what: str, output: str):
+        super().__init__(f"{what} check failed: {output.strip()}")
+        self.output = output
+
+
+@dataclass(frozen=True, order=True)
+class Listener:
+    """One listening socket of the engine: a port, optionally bound to one address, with or without TLS."""
+
+    port: int
+    address: IPAddress | None = None
+    tls: bool = False
+    http2: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.port, int) or isinstance(self.port, bool) or not 1 <= self.port <= 65535:
+            raise ConfigError(f"listener port must be an integer in 1..65535, not {self.port!r}")
+        if self.address is not None and not isinstance(self.address, ipaddress.IPv4Address | ipaddress.IPv6Address):
+            raise ConfigError(f"listener address must be an IP address object, not {self.address!r}")
+        if self.http2 and not self.tls:
+            raise ConfigError("http2 is offered on TLS listeners only")
+
+    def listen_target(self) -> str:
+        if self.address is None:
+            return str(self.port)
+        if self.address.version == 6:
+            return f"[{self.address.compressed}]:{self.port}"
+        return f"{self.address.compressed}:{self.port}"
+
+
+@dataclass(frozen=True)
+class InstanceSettings:
+    """What an engine instance is, apart from its listeners."""
+
+    prefix: Path
+    worker_processes: int = 1
+    worker_connections: int = 4096
+    config_memory_mb: int = 128
+    upstream_keepalive: int = 64
+    regex_cache_entries: int = 16384
+    control_body_mb: int = 64
+
+    def __post_init__(self) -> None:
+        text = str(self.prefix)
+        if not self.prefix.is_absolute() or not _SAFE_PREFIX.fullmatch(text):
+            raise ConfigError(f"prefix must be an absolute path of [A-Za-z0-9._/-]: {text!r}")
+        if len(text) + 1 + len(CONTROL_SOCKET) > _SUN_PATH_MAX:
+            raise ConfigError(f"prefix too long for a unix socket path: {text!r}")
+        for name in ("worker_processes", "worker_connections", "config_memory_mb", "upstream_keepalive",
+                     "regex_cache_entries", "control_body_mb"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"{name} must be a positive integer, not {value!r}")
+
+    @property
+    def control_socket(self) -> Path:
+        return self.prefix / CONTROL_SOCKET
+
+
+def canonical_listeners(listeners: Iterable[Listener]) -> tuple[Listener, ...]:
+    """The listener set in a fixed order; refuses two listeners on one socket or one port both with and
+    without TLS (a port speaks one protocol)."""
+    ordered = tuple(sorted(set(listeners), key=lambda lst: (lst.port, str(lst.address or ""), lst.tls, lst.http2)))
+    sockets: set[tuple[int, IPAddress | None]] = set()
+    tls_by_port: dict[int, bool] = {}
+    for lst in ordered:
+        if (lst.port, lst.address) in sockets:
+            raise ConfigError(f"two listeners on {lst.listen_target()}")
+        sockets.add((lst.port, lst.address))
+        if tls_by_port.setdefault(lst.port, lst.tls) != lst.tls:
+            raise ConfigError(f"port {lst.port} is listed both with and without TLS")
+    wildcard_ports = {lst.port for lst in ordered if lst.address is None}
+    for lst in ordered:
+        if lst.address is not None and lst.port in wildcard_ports:
+            raise ConfigError(f"port {lst.port} is bound to all addresses and to {lst.address}")
+    return ordered
+
+
+def listeners_changed(old: Iterable[Listener], new: Iterable[Listener]) -> bool:
+    """Whether going from `old` to `new` needs a reload (nginx cannot open or close sockets live)."""
+    return canonical_listeners(old) != canonical_listeners(new)
+
+
+def _server_block(lst: Listener) -> list[str]:
+    flags = (" ssl" if lst.tls else "") + (" http2" if lst.http2 else "")
+    lines = [
+        "    server {",
+        f"        listen {lst.listen_target()}{flags};",
+    ]
+    if lst.tls:
+        lines += [
+            f"        ssl_certificate {FALLBACK_CERT};",
+            f"        ssl_certificate_key {FALLBACK_KEY};",
+            "        ssl_protocols TLSv1.2 TLSv1.3;",
+            "        ssl_certificate_by_lua_block { np_certs.select() }",
+        ]
+    lines += [
+        "        location / {",
+        f"            access_by_lua_block {{ np_router.access({lst.port}) }}",
+        "            proxy_pass http://np_backend;",
+        "        }",
+        # Routes with retries or filters on the backend's response headers continue here.
+        "        location @np_full {",
+        "            proxy_pass http://np_backend;",
+        "            header_filter_by_lua_block { np_router.header_filter() }",
+        "        }",
+        "    }",
+    ]
+    return lines
+
+
+def render_nginx_conf(settings: InstanceSettings, listeners: Iterable[Listener]) -> str:
+    """nginx.conf for `settings` and `listeners` (pure). Relative paths resolve against the prefix."""
+    ordered = canonical_listeners(listeners)
+    lines = [
+        "# Rendered by netplane.dataplane.gateway.config: numbers and netplane's own names only.",
+        "# Routes, hosts, endpoints and certificates are data in shared memory, pushed over the control socket.",
+        *(f"load_module {MODULES_DIR / m};" for m in MODULES),
+        f"worker_processes {settings.worker_processes};",
+        f"pid {PID_FILE};",
+        f"error_log {ERROR_LOG} warn;",
+        "pcre_jit on;",
+        f"events {{ worker_connections {settings.worker_connections}; }}",
+        "http {",
+        "    access_log off;",
+        "    server_tokens off;",
+        "    default_type application/octet-stream;",
+        *(f"    {kind}_temp_path tmp/{kind};" for kind in TEMP_DIRS),
+        '    lua_package_path "$prefix/lua/?.lua;;";',
+        f"    lua_shared_dict np_config {settings.config_memory_mb}m;",
+        f"    lua_regex_cache_max_entries {settings.regex_cache_entries};",
+        "    init_by_lua_block {",
+        f'        np_router = require "{LUA_PACKAGE}.router"',
+        f'        np_balancer = require "{LUA_PACKAGE}.balancer"',
+        f'        np_certs = require "{LUA_PACKAGE}.certs"',
+        f'        np_control = require "{LUA_PACKAGE}.control"',
+        "    }",
+        "    proxy_http_version 1.1;",
+        '    proxy_set_header Connection "";',
+        "    proxy_set_header Host $http_host;",
+        "    proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
+        "    proxy_set_header X-Forwarded-Proto $scheme;",
+        "    proxy_connect_timeout 5s;",
+        "    proxy_next_upstream error timeout;",
+        "    upstream np_backend {",
+        "        server 0.0.0.1;",
+        "        balancer_by_lua_block { np_balancer.balance() }",
+        f"        keepalive {settings.upstream_keepalive};",
+        "        keepalive_requests 10000;",
+        "        keepalive_timeout 60s;",
+        "    }",
+    ]
+    for lst in ordered:
+        lines += _server_block(lst)
+    lines += [
+        "    server {",
+        f"        listen unix:{settings.control_socket};",
+        f"        client_max_body_size {settings.control_body_mb}m;",
+        f"        client_body_buffer_size {settings.control_body_mb}m;",
+        "        location / { content_by_lua_block { np_control.handle() } }",
+        "    }",
+        "}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def check_lua(lua_dir: Path, luajit: str = "luajit") -> None:
+    """Compiles every Lua file under `lua_dir` with LuaJIT (nginx -t does not compile Lua)."""
+    binary = shutil.which(luajit)
+    if binary is None:
+        raise CheckError("lua", f"{luajit} not found")
+    files = sorted(lua_dir.rglob("*.lua"))
+    if not files:
+        raise CheckError("lua", f"no Lua files in {lua_dir}")
+    for path in files:
+        result = subprocess.run([binary, "-b", str(path), "/dev/null"], capture_output=True, text=True, timeout=30)
+        if result.returncode != 0:
+            raise CheckError("lua", result.stderr or result.stdout)
+
+
+def check_nginx(prefix: Path, conf: Path, nginx: str = "nginx") -> None:
+    """`nginx -t` on `conf` with the instance's prefix."""
+    result = subprocess.run([nginx, "-t", "-q", "-p", f"{prefix}/", "-c", str(conf), "-e", str(prefix / ERROR_LOG)],
+                            capture_output=True, text=True, timeout=60)
+    if result.returncode != 0:
+        raise CheckError("nginx", result.stderr or result.stdout)
+
+
+def check(prefix: Path, conf: Path, nginx: str = "nginx", luajit: str = "luajit") -> None:
+    """Both checks a configuration passes before nginx starts or reloads with it."""
+    check_lua(prefix / "lua", luajit)
+    check_nginx(prefix, conf, nginx)

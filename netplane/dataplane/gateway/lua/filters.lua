@@ -1,0 +1,262 @@
+-- Route filters. Each kind compiles its JSON once (when the virtual host is compiled) into a state and
+-- names the phase it acts in: `request` runs in the access phase before a peer is chosen (and may end
+-- the request, as a redirect does), `response` runs in the header filter, or already in the access
+-- phase when its state says `early` (it only adds headers). Adding a kind means adding
+-- one entry to `kinds`; unknown kinds are refused when the virtual host is pushed.
+local valid = require "netplane.valid"
+
+local ngx = ngx
+local var = ngx.var
+local re_sub, re_find = ngx.re.sub, ngx.re.find
+local set_header, clear_header, set_uri = ngx.req.set_header, ngx.req.clear_header, ngx.req.set_uri
+local check, fail = valid.check, valid.fail
+local type = type
+
+local _M = {}
+
+-- Path kinds of a route's match, shared with the router.
+_M.ANY, _M.EXACT, _M.PREFIX, _M.REGEX, _M.STARTS_WITH = 0, 1, 2, 3, 4
+
+-- A path modifier (used by rewrite and redirect): {"type": "full", "value": "/new"} replaces the whole
+-- path; {"type": "prefix", "value": "/new"} replaces the prefix the route matched; {"type": "regex",
+-- "pattern": "^/old/(.*)", "replacement": "/new/$1"} substitutes with capture groups ($1, ${name});
+-- with "ignore_case": true the pattern ignores case, and with "whole": true the whole path becomes the
+-- expanded replacement when the pattern matches (nginx's `rewrite`, which ingress-nginx's rewrite-target uses).
+local function compile_path_modifier(m, where, route)
+    valid.table(m, where)
+    local kind = m.type
+    if kind == "full" then
+        local value = valid.path(m.value, where .. ".value")
+        return function() return value end
+    elseif kind == "prefix" then
+        local value = valid.path(m.value, where .. ".value")
+        local kind = route.kind
+        check(kind == _M.PREFIX or kind == _M.STARTS_WITH or kind == _M.ANY, where,
+              "a prefix replacement needs a prefix path match")
+        local cut = kind == _M.ANY and 0 or #route.path
+        local slash_end = value:byte(-1) == 47
+        return function(uri)
+            local rest = uri:sub(cut + 1)
+            if slash_end and rest:byte(1) == 47 then
+                rest = rest:sub(2)
+            end
+            local out = value .. rest
+            return out ~= "" and out or "/"
+        end
+    elseif kind == "regex" then
+        local pattern = valid.string(m.pattern, where .. ".pattern")
+        local replacement = valid.string(m.replacement, where .. ".replacement")
+        local flags = valid.bool(m.ignore_case, where .. ".ignore_case") and "joi" or "jo"
+        local _, _, err = re_sub("", pattern, replacement, flags)
+        check(not err, where, "invalid pattern or replacement: " .. tostring(err))
+        if not valid.bool(m.whole, where .. ".whole") then
+            return function(uri)
+                local out = re_sub(uri, pattern, replacement, flags)
+                return out or uri
+            end
+        end
+        return function(uri)
+            local from, to = re_find(uri, pattern, flags)
+            if not from then
+                return uri
+            end
+            -- ngx.re has no bare template expansion: substitute, then cut away the unmatched text around it.
+            local out = re_sub(uri, pattern, replacement, flags)
+            local expanded = out:sub(from, #out - (#uri - to))
+            return expanded ~= "" and expanded or "/"
+        end
+    end
+    fail(where .. ".type", "must be full, prefix or regex")
+end
+
+-- {"set": [{"name": "X-A", "value": "1"}], "add": [...], "remove": ["X-B"]}
+local function compile_headers(f, where)
+    local function pairs_of(list, w)
+        local out = {}
+        for i, h in ipairs(valid.optional_table(list, w) or {}) do
+            local hw = w .. "[" .. (i - 1) .. "]"
+            valid.table(h, hw)
+            out[#out + 1] = { valid.token(h.name, hw .. ".name"), valid.header_value(h.value, hw .. ".value") }
+        end
+        return out
+    end
+    local remove = {}
+    for i, name in ipairs(valid.optional_table(f.remove, where .. ".remove") or {}) do
+        remove[#remove + 1] = valid.token(name, where .. ".remove[" .. (i - 1) .. "]")
+    end
+    local set, add = pairs_of(f.set, where .. ".set"), pairs_of(f.add, where .. ".add")
+    local vars = {}
+    for _, h in ipairs(add) do
+        vars[h[1]] = "http_" .. h[1]:lower():gsub("-", "_")
+    end
+    return { set = set, add = add, remove = remove, vars = vars }
+end
+
+local function request_headers(s)
+    for _, name in ipairs(s.remove) do
+        clear_header(name)
+    end
+    for _, h in ipairs(s.set) do
+        set_header(h[1], h[2])
+    end
+    for _, h in ipairs(s.add) do
+        local old = var[s.vars[h[1]]]
+        set_header(h[1], old and (old .. "," .. h[2]) or h[2])
+    end
+end
+
+local function response_headers(s)
+    local header = ngx.header
+    for _, name in ipairs(s.remove) do
+        header[name] = nil
+    end
+    for _, h in ipairs(s.set) do
+        header[h[1]] = h[2]
+    end
+    for _, h in ipairs(s.add) do
+        local old = header[h[1]]
+        if old == nil then
+            header[h[1]] = h[2]
+        elseif type(old) == "table" then
+            old[#old + 1] = h[2]
+            header[h[1]] = old
+        else
+            header[h[1]] = { old, h[2] }
+        end
+    end
+end
+
+-- {"hostname": "new.example", "path": <path modifier>}: what the backend sees; the client is not told.
+local function compile_rewrite(f, where, route)
+    local s = {}
+    if f.hostname ~= nil then
+        s.hostname = valid.hostname(f.hostname, where .. ".hostname")
+        check(s.hostname:byte(1) ~= 42, where .. ".hostname", "cannot be a wildcard")
+    end
+    if f.path ~= nil then
+        s.path = compile_path_modifier(f.path, where .. ".path", route)
+    end
+    return s
+end
+
+local function rewrite(s)
+    if s.hostname then
+        set_header("Host", s.hostname)
+    end
+    if s.path then
+        local uri = var.uri
+        local new = s.path(uri)
+        if new ~= uri then
+            set_uri(new)
+        end
+    end
+end
+
+local DEFAULT_PORTS = { http = 80, https = 443 }
+
+-- {"scheme": "https", "hostname": "h", "port": 8443, "path": <path modifier>, "status": 301}; what is
+-- not given comes from the request. The port is left out when it is the scheme's default; a changed
+-- scheme without a port means the scheme's default port (as Gateway API's RequestRedirect says).
+local function compile_redirect(f, where, route)
+    local s = { status = f.status == nil and 302 or valid.int(f.status, where .. ".status", 301, 308) }
+    check(s.status ~= 304 and s.status ~= 305 and s.status ~= 306, where .. ".status",
+          "must be 301, 302, 303, 307 or 308")
+    if f.scheme ~= nil then
+        s.scheme = valid.string(f.scheme, where .. ".scheme")
+        check(DEFAULT_PORTS[s.scheme], where .. ".scheme", "must be http or https")
+    end
+    if f.hostname ~= nil then
+        s.hostname = valid.hostname(f.hostname, where .. ".hostname")
+        check(s.hostname:byte(1) ~= 42, where .. ".hostname", "cannot be a wildcard")
+    end
+    if f.port ~= nil then
+        s.port = valid.int(f.port, where .. ".port", 1, 65535)
+    end
+    if f.path ~= nil then
+        s.path = compile_path_modifier(f.path, where .. ".path", route)
+    end
+    s.strip_trailing_slash = valid.bool(f.strip_trailing_slash, where .. ".strip_trailing_slash")
+    return s
+end
+
+local function redirect(s)
+    local scheme = s.scheme or var.scheme
+    local port = s.port
+    if not port and not s.scheme then
+        port = tonumber(var.server_port)
+    end
+    local authority = s.hostname or var.host
+    if port and port ~= DEFAULT_PORTS[scheme] then
+        authority = authority .. ":" .. port
+    end
+    local uri = var.uri
+    local path = s.path and s.path(uri) or uri
+    if s.strip_trailing_slash and #path > 1 and path:byte(-1) == 47 then
+        path = path:sub(1, -2)
+    end
+    local args = var.args
+    if args and args ~= "" then
+        path = path .. "?" .. args
+    end
+    return ngx.redirect(scheme .. "://" .. authority .. path, s.status)
+end
+
+-- Added response headers alone can be set before the backend answers (nginx sends them with the
+-- backend's own); removing or replacing the backend's headers has to wait for them.
+local function compile_response_headers(f, where)
+    local s = compile_headers(f, where)
+    s.early = #s.set == 0 and #s.remove == 0
+    return s
+end
+
+-- {"status": 503, "body": "text"}: the answer itself, the backend is not asked.
+local function compile_direct_response(f, where)
+    return { status = valid.int(f.status, where .. ".status", 200, 599),
+             body = f.body == nil and "" or valid.string(f.body, where .. ".body") }
+end
+
+local function direct_response(s)
+    ngx.status = s.status
+    ngx.header["Content-Type"] = "text/plain"
+    ngx.print(s.body)
+    return ngx.exit(s.status)
+end
+
+local kinds = {
+    direct_response = { compile = compile_direct_response, request = direct_response },
+    request_headers = { compile = compile_headers, request = request_headers },
+    response_headers = { compile = compile_response_headers, response = response_headers },
+    rewrite = { compile = compile_rewrite, request = rewrite },
+    redirect = { compile = compile_redirect, request = redirect },
+}
+
+-- Compiles a route's filter list into two ordered lists of {fn, state}: request phase and response phase
+-- (nil when empty, so the hot path can skip them with one test).
+function _M.compile(list, route)
+    local req, resp = {}, {}
+    for i, f in ipairs(valid.table(list, "filters")) do
+        local where = "filters[" .. (i - 1) .. "]"
+        valid.table(f, where)
+        local kind = kinds[f.type]
+        check(kind, where .. ".type", "unknown filter: " .. tostring(f.type))
+        local state = kind.compile(f, where, route)
+        if kind.request then
+            req[#req + 1] = { kind.request, state }
+        end
+        if kind.response and state.early then
+            req[#req + 1] = { kind.response, state }
+        elseif kind.response then
+            resp[#resp + 1] = { kind.response, state }
+        end
+    end
+    return #req > 0 and req or nil, #resp > 0 and resp or nil
+end
+
+function _M.run(list)
+    for i = 1, #list do
+        local f = list[i]
+        f[1](f[2])
+    end
+end
+
+return _M

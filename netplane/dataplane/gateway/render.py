@@ -1,0 +1,392 @@
+"""Routing IR → the gateway engine's input (pure): listeners, virtual-host, backend and certificate documents.
+
+This follows the mapping table of docs/design/gateway-engine.md. What the engine cannot enforce yet (canaries,
+CORS, HSTS, rate limits, WAF, upstream TLS, L4 routes, ...) is never dropped silently: each is reported as an
+`Unenforced` naming the source object and the feature, so the front door can tell its users (an Event on the
+Ingress). Rendering never raises on a configuration the IR can hold; the documents it produces are still checked
+by the engine's own compiler when they are pushed.
+
+Strings stay data: every value lands in a JSON document, none in nginx configuration.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from netplane.dataplane.gateway.config import Listener as EngineListener
+from netplane.routing import ir
+
+# nginx's own client_max_body_size default; the engine's nginx.conf does not change it.
+ENGINE_BODY_LIMIT = 1024 * 1024
+_MAX_RETRIES = 100
+Doc = dict[str, Any]
+
+
+@dataclass(frozen=True, order=True)
+class Unenforced:
+    """A feature the configuration asks for that the engine does not enforce yet, and whose source asked."""
+
+    kind: str
+    namespace: str
+    name: str
+    feature: str
+    detail: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.feature}: {self.detail}" if self.detail else self.feature
+
+
+@dataclass(frozen=True)
+class Source:
+    kind: str
+    namespace: str
+    name: str
+
+
+@dataclass
+class EngineConfig:
+    """Everything one engine instance serves. Document names are stable across renders, so a caller can push
+    only the documents whose bytes changed."""
+
+    listeners: tuple[EngineListener, ...] = ()
+    vhosts: dict[str, Doc] = field(default_factory=dict)
+    backends: dict[str, Doc] = field(default_factory=dict)
+    certificates: dict[str, Doc] = field(default_factory=dict)
+    # The objects whose routes a virtual-host document holds: told when the engine refuses that document.
+    vhost_sources: dict[str, tuple[Source, ...]] = field(default_factory=dict)
+    unenforced: tuple[Unenforced, ...] = ()
+
+
+_FILTER_FEATURES: dict[type, str] = {
+    ir.Cors: "cors",
+    ir.Hsts: "hsts",
+    ir.RateLimit: "rate-limit",
+    ir.ResponseRateLimit: "response-rate-limit",
+    ir.Waf: "waf",
+    ir.SourceIPAccess: "source-ip-access",
+    ir.RequestMirror: "mirror",
+    ir.RawSnippet: "raw-snippet",
+}
+
+
+def backend_doc_name(group: str, backend: str) -> str:
+    # A backend is scoped to its group: two groups may weigh or balance the same Service differently.
+    return f"{group}|{backend}"
+
+
+def vhost_doc_name(listener: ir.Listener, vhost: ir.VirtualHost) -> str:
+    return f"{listener.name}:{listener.port}/{','.join(vhost.hostnames)}"
+
+
+class _Renderer:
+    def __init__(self, config: ir.RoutingConfig) -> None:
+        self.config = config
+        self.out = EngineConfig()
+        self.unenforced: set[Unenforced] = set()
+        self.groups = {g.name: g for g in config.backend_groups}
+        self.policies: dict[str, Doc] = {}
+
+    def report(self, p: ir.Provenance | Source, feature: str, detail: str = "") -> None:
+        self.unenforced.add(Unenforced(p.kind, p.namespace, p.name, feature, detail))
+
+    # -- listeners ----------------------------------------------------------------------------------------------
+
+    def listener(self, lst: ir.Listener) -> EngineListener | None:
+        if lst.protocol not in (ir.Protocol.HTTP, ir.Protocol.HTTPS):
+            for route in lst.l4_routes:
+                self.report(route.provenance, "l4", f"{lst.protocol.value} listener {lst.name} on port {lst.port}")
+            return None
+        for route in lst.l4_routes:
+            self.report(route.provenance, "ssl-passthrough", f"TLS passthrough on port {lst.port}")
+        try:
+            address = ipaddress.ip_address(lst.address)
+        except ValueError:
+            address = None
+        if address is not None and address.is_unspecified:
+            address = None
+        return EngineListener(lst.port, address, tls=lst.protocol == ir.Protocol.HTTPS)
+
+    # -- backends -----------------------------------------------------------------------------------------------
+
+    def group_policy(self, group: ir.BackendGroup, p: ir.Provenance) -> Doc:
+        balancing = group.balancing
+        if isinstance(balancing, ir.CookieAffinity):
+            c = balancing.cookie
+            cookie: Doc = {"name": c.name, "path": c.path or "/", "http_only": True, "secure": bool(c.secure)}
+            lifetime = c.max_age_s if c.max_age_s is not None else c.expires_s
+            if lifetime is not None:
+                cookie["max_age"] = lifetime
+            if c.same_site is not None:
+                cookie["same_site"] = c.same_site.value
+            if c.domain or c.secure is None or c.conditional_same_site_none or balancing.change_on_failure:
+                self.report(p, "session-cookie", "cookie domain, Secure-by-scheme, conditional SameSite=None and "
+                                                  "change-on-failure")
+            return {"type": "cookie", "cookie": cookie}
+        if isinstance(balancing, ir.ConsistentHash):
+            parts = balancing.key.parts
+            if len(parts) == 1 and isinstance(parts[0], ir.RequestValue):
+                value = parts[0]
+                if value.kind == ir.VarKind.SOURCE_IP:
+                    return {"type": "source_ip"}
+                if value.kind in ir.NAMED_VARS:
+                    return {"type": "hash", "source": value.kind.value, "name": value.name}
+            self.report(p, "hash-key", "hashing on this key (round robin instead)")
+        return {"type": "round_robin"}
+
+    def backends(self) -> None:
+        for group in self.config.backend_groups:
+            for backend in group.backends:
+                name = backend_doc_name(group.name, backend.name)
+                endpoints = [{"address": e.address, "port": e.port} for e in backend.endpoints]
+                self.out.backends[name] = {"endpoints": endpoints}
+
+    def backend_problems(self, group: ir.BackendGroup, p: ir.Provenance) -> None:
+        for backend in group.backends:
+            if backend.protocol != ir.UpstreamProtocol.HTTP or backend.tls is not None:
+                self.report(p, "backend-protocol", f"{backend.protocol.value} towards {backend.name}")
+            if backend.external_name:
+                self.report(p, "external-name", f"ExternalName {backend.external_name} of {backend.name}")
+            if backend.filters:
+                self.report(p, "backend-filters", f"header filters of {backend.name}")
+
+    # -- routes -------------------------------------------------------------------------------------------------
+
+    def forward(self, action: ir.Forward, p: ir.Provenance) -> Doc | None:
+        if action.canaries:
+            self.report(p, "canary", f"canary {action.canaries[0].provenance.namespace}/"
+                                     f"{action.canaries[0].provenance.name} gets no traffic")
+        group = self.groups.get(action.backend_group)
+        if group is None:
+            return None
+        self.backend_problems(group, p)
+        return {"policy": self.group_policy(group, p),
+                "backends": [{"name": backend_doc_name(group.name, b.name), "weight": b.weight}
+                             for b in group.backends]}
+
+    def header_ops(self, ops: tuple[ir.HeaderOp, ...], p: ir.Provenance) -> list[Doc]:
+        out = []
+        for op in ops:
+            if all(isinstance(part, str) for part in op.value.parts):
+                out.append({"name": op.name, "value": "".join(str(part) for part in op.value.parts)})
+            else:
+                self.report(p, "header-template", f"header {op.name} uses request values")
+        return out
+
+    def path_modifier(self, path: ir.PathRewrite) -> Doc:
+        if isinstance(path, ir.ReplaceFullPath):
+            return {"type": "full", "value": path.path}
+        if isinstance(path, ir.ReplacePrefixMatch):
+            return {"type": "prefix", "value": path.prefix}
+        return {"type": "regex", "pattern": path.pattern, "replacement": path.substitution,
+                "ignore_case": path.ignore_case, "whole": path.whole_path}
+
+    def filter(self, f: ir.Filter, p: ir.Provenance) -> Doc | None:
+        if isinstance(f, ir.RequestHeaders | ir.ResponseHeaders):
+            kind = "request_headers" if isinstance(f, ir.RequestHeaders) else "response_headers"
+            return {"type": kind, "set": self.header_ops(f.set, p), "add": self.header_ops(f.add, p),
+                    "remove": list(f.remove)}
+        if isinstance(f, ir.URLRewrite):
+            doc: Doc = {"type": "rewrite"}
+            if f.hostname is not None:
+                doc["hostname"] = f.hostname
+            if f.path is not None:
+                doc["path"] = self.path_modifier(f.path)
+            return doc
+        self.report(p, _FILTER_FEATURES.get(type(f), type(f).__name__))
+        return None
+
+    def action(self, action: ir.Action, p: ir.Provenance) -> tuple[Doc | None, Doc | None]:
+        """(terminal filter, backend) for an action."""
+        if isinstance(action, ir.Forward):
+            return None, self.forward(action, p)
+        if isinstance(action, ir.DirectResponse):
+            return {"type": "direct_response", "status": action.status_code, "body": action.body}, None
+        doc: Doc = {"type": "redirect", "status": action.status_code,
+                    "strip_trailing_slash": action.strip_trailing_slash}
+        for key in ("scheme", "hostname", "port"):
+            if getattr(action, key) is not None:
+                doc[key] = getattr(action, key)
+        if action.path is not None:
+            doc["path"] = self.path_modifier(action.path)
+        if action.query is not None:
+            self.report(p, "redirect-query", "replacing the query string of a redirect")
+        return doc, None
+
+    def route(self, route: ir.Route) -> Doc | None:
+        p = route.provenance
+        conjunctions = _dnf(route.match)
+        matches = []
+        for conj in conjunctions:
+            m = self.conjunction(conj, p)
+            if m is not None:
+                matches.append(m)
+        if not matches:
+            return None
+        doc: Doc = {"id": route.id}
+        if len(matches) == 1:
+            if matches[0]:
+                doc["match"] = matches[0]
+        else:
+            doc["matches"] = matches
+        filters = [d for d in (self.filter(f, p) for f in route.filters) if d is not None]
+        terminal, backend = self.action(route.action, p)
+        if terminal is not None:
+            filters.append(terminal)
+        if filters:
+            doc["filters"] = filters
+        if backend is not None:
+            doc["backend"] = backend
+        if route.retry is not None:
+            self.retry(route.retry, doc, p)
+        timeouts = {k: v for k, v in (("connect_ms", route.timeouts.connect_ms), ("send_ms", route.timeouts.send_ms),
+                                      ("read_ms", route.timeouts.read_ms)) if v is not None}
+        if timeouts:
+            doc["timeouts"] = timeouts
+        if route.timeouts.request_ms is not None or route.timeouts.backend_request_ms is not None:
+            self.report(p, "request-timeout", "whole-request timeouts")
+        if route.max_body_bytes is not None and route.max_body_bytes != ENGINE_BODY_LIMIT:
+            self.report(p, "body-size", f"a request body limit of {route.max_body_bytes} bytes (1 MiB applies)")
+        return doc
+
+    def retry(self, retry: ir.RetryPolicy, doc: Doc, p: ir.Provenance) -> None:
+        # The engine retries after connection errors and timeouts only, each time on an endpoint not yet tried.
+        if not retry.on:
+            return
+        doc["retries"] = _MAX_RETRIES if retry.attempts == 0 else min(retry.attempts - 1, _MAX_RETRIES)
+        extra = set(retry.on) - {ir.RetryOn.ERROR, ir.RetryOn.TIMEOUT}
+        if extra or retry.status_codes or retry.timeout_ms is not None or retry.backoff_ms is not None:
+            self.report(p, "retry", "retrying on statuses, invalid headers or non-idempotent requests, "
+                                    "retry timeouts and backoff")
+
+    def conjunction(self, leaves: list[ir.Match], p: ir.Provenance) -> Doc | None:
+        """An engine match object for a conjunction of (possibly negated) leaves; None when it cannot be
+        expressed (reported; the alternative is left out rather than widened)."""
+        doc: Doc = {}
+        methods: set[str] | None = None
+        for leaf in leaves:
+            negated = isinstance(leaf, ir.Not)
+            inner = leaf.match if isinstance(leaf, ir.Not) else leaf
+            if isinstance(inner, ir.HeaderMatch | ir.QueryMatch | ir.CookieMatch):
+                key = {ir.HeaderMatch: "headers", ir.QueryMatch: "query", ir.CookieMatch: "cookies"}[type(inner)]
+                doc.setdefault(key, []).append(_condition(inner, negated))
+            elif negated:
+                self.report(p, "match", f"a negated {inner.TYPE} condition")
+                return None
+            elif isinstance(inner, ir.PathMatch):
+                if "path" in doc:
+                    self.report(p, "match", "two path conditions in one alternative")
+                    return None
+                doc["path"] = self.path_match(inner, p)
+            elif isinstance(inner, ir.MethodMatch):
+                methods = set(inner.methods) if methods is None else methods & set(inner.methods)
+            elif isinstance(inner, ir.SourceIPMatch):
+                if inner.invert or "source_ranges" in doc:
+                    self.report(p, "match", "excluded or intersected source ranges")
+                    return None
+                doc["source_ranges"] = list(inner.cidrs)
+            else:
+                self.report(p, "match", "host conditions inside a route")
+                return None
+        if methods is not None:
+            if not methods:
+                return None
+            doc["methods"] = sorted(methods)
+        return doc
+
+    def path_match(self, m: ir.PathMatch, p: ir.Provenance) -> Doc:
+        if m.kind == ir.PathKind.REGEX:
+            return {"type": "regex", "value": m.value, "ignore_case": m.ignore_case}
+        if m.ignore_case:
+            # Case-insensitive literal paths become the equivalent anchored regex.
+            tail = {ir.PathKind.EXACT: "$", ir.PathKind.PREFIX: "(/|$)", ir.PathKind.STARTS_WITH: ""}[m.kind]
+            value = m.value.rstrip("/") if m.kind == ir.PathKind.PREFIX else m.value
+            return {"type": "regex", "value": "^" + re.escape(value) + tail, "ignore_case": True}
+        return {"type": m.kind.value, "value": m.value}
+
+    # -- virtual hosts and certificates -------------------------------------------------------------------------
+
+    def vhosts(self, lst: ir.Listener) -> None:
+        for vhost in lst.virtual_hosts:
+            if lst.protocol == ir.Protocol.HTTPS and vhost.certificate is not None:
+                self.certificate(vhost.certificate, vhost.hostnames)
+            routes = [d for d in (self.route(r) for r in vhost.routes) if d is not None]
+            name = vhost_doc_name(lst, vhost)
+            self.out.vhosts[name] = {"ports": [lst.port], "hostnames": list(vhost.hostnames),
+                                     "wildcard": vhost.wildcard.value, "routes": routes}
+            self.out.vhost_sources[name] = tuple(sorted(
+                {Source(r.provenance.kind, r.provenance.namespace, r.provenance.name) for r in vhost.routes},
+                key=lambda s: (s.kind, s.namespace, s.name)))
+
+    def certificate(self, cert_id: str, hostnames: Iterable[str]) -> None:
+        cert = self.config.certificate(cert_id)
+        if cert is None or not cert.certificate_pem or not cert.private_key_pem:
+            return
+        doc = self.out.certificates.setdefault(cert_id, {"hostnames": [], "certificate": cert.certificate_pem,
+                                                         "key": cert.private_key_pem})
+        taken = {h for name, d in self.out.certificates.items() if name != cert_id for h in d["hostnames"]}
+        for host in hostnames:
+            # One certificate per name: the first listener's claim stands (the engine refuses a second).
+            if host not in doc["hostnames"] and host not in taken:
+                doc["hostnames"].append(host)
+
+    def run(self) -> EngineConfig:
+        listeners = []
+        for lst in self.config.listeners:
+            engine_listener = self.listener(lst)
+            if engine_listener is None:
+                continue
+            listeners.append(engine_listener)
+            self.vhosts(lst)
+        for lst in self.config.listeners:
+            if lst.protocol == ir.Protocol.HTTPS and lst.tls is not None and lst.tls.default_certificate:
+                self.certificate(lst.tls.default_certificate, ["*"])
+        for name, doc in list(self.out.certificates.items()):
+            if not doc["hostnames"]:
+                del self.out.certificates[name]
+        self.backends()
+        self.out.listeners = tuple(dict.fromkeys(listeners))
+        self.out.unenforced = tuple(sorted(self.unenforced))
+        return self.out
+
+
+def _condition(m: ir.HeaderMatch | ir.QueryMatch | ir.CookieMatch, negated: bool) -> Doc:
+    invert = m.invert != negated
+    if m.kind == ir.StringMatchKind.PRESENT:
+        return {"name": m.name, "type": "present", "invert": invert}
+    if not m.ignore_case:
+        return {"name": m.name, "type": m.kind.value, "value": m.value, "invert": invert}
+    # The engine compares case-sensitively; ignoring case is a regex with the i flag.
+    literal = re.escape(m.value)
+    pattern = {ir.StringMatchKind.EXACT: f"^{literal}$", ir.StringMatchKind.PREFIX: f"^{literal}",
+               ir.StringMatchKind.SUFFIX: f"{literal}$", ir.StringMatchKind.REGEX: m.value}[m.kind]
+    return {"name": m.name, "type": "regex", "value": "(?i)" + pattern, "invert": invert}
+
+
+def _dnf(match: ir.Match) -> list[list[ir.Match]]:
+    """`match` as alternatives of conjunctions of leaves (a leaf possibly under one `Not`)."""
+    if isinstance(match, ir.And):
+        result: list[list[ir.Match]] = [[]]
+        for part in match.matches:
+            result = [a + b for a in result for b in _dnf(part)]
+        return result
+    if isinstance(match, ir.Or):
+        return [conj for part in match.matches for conj in _dnf(part)]
+    if isinstance(match, ir.Not):
+        inner = match.match
+        if isinstance(inner, ir.Not):
+            return _dnf(inner.match)
+        if isinstance(inner, ir.And):  # De Morgan
+            return _dnf(ir.Or(tuple(ir.Not(m) for m in inner.matches))) if inner.matches else []
+        if isinstance(inner, ir.Or):
+            return _dnf(ir.And(tuple(ir.Not(m) for m in inner.matches)))
+        return [[match]]
+    return [[match]]
+
+
+def render(config: ir.RoutingConfig) -> EngineConfig:
+    """The engine documents for `config`, and what they cannot enforce yet."""
+    return _Renderer(config).run()
