@@ -226,6 +226,24 @@ def test_pod_configuration_from_configmaps_secrets_and_fields(cluster: Cluster, 
     assert state["waiting"]["message"] == 'configmap "nothing" not found', state
 
 
+def test_killing_the_controllers_never_interrupts_traffic(cluster: Cluster, demo: Demo) -> None:
+    cluster_ip = cluster.json("-n", demo.ns, "get", "service", "nginx-clusterip")["spec"]["clusterIP"]
+
+    def controller_pid() -> int | None:
+        out = subprocess.run(["pgrep", "-f", f"netplane.cli controller --kubeconfig {cluster.data_dir}/kubeconfig"],
+                             capture_output=True, text=True).stdout.split()
+        return int(out[0]) if len(out) == 1 else None
+
+    old = wait_until("the controller process", controller_pid)
+    os.kill(old, signal.SIGKILL)
+    for _ in range(5):  # while no controller runs: the nodes keep the rules they last had
+        page = cluster.kubectl("-n", demo.ns, "exec", "client", "--", "wget", "-qO-", f"http://{cluster_ip}").stdout
+        assert "Welcome to nginx!" in page, page
+    new = wait_until("a restarted controller", lambda: (pid := controller_pid()) not in (None, old) and pid,
+                     timeout=60)
+    assert new != old
+
+
 def test_agent_restart_adopts_running_pods(cluster: Cluster) -> None:
     ns = f"adopt-{uuid.uuid4().hex[:6]}"
     cluster.kubectl("create", "namespace", ns)

@@ -321,3 +321,36 @@ def test_the_agent_can_have_one_container_killed_and_restarted(pods: Pods) -> No
     assert (polite, stubborn) == (0, 137)
     assert time.monotonic() - started < 15
     assert not list((pod.dir / runtime_spec.CONTROL_DIR).iterdir())  # requests are consumed
+
+
+def _write_stdin(status: dict[str, Any], data: bytes) -> None:
+    """What `kubectl attach -i` does through the streams backend: open the fifo, write, detach."""
+    fd = os.open(status["containerStatuses"][0]["stdin"], os.O_WRONLY | os.O_NONBLOCK)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+
+
+def test_stdin_waits_for_an_attached_client_and_once_ends_with_it(pods: Pods) -> None:
+    pod = pods.create([busybox("cat; echo cat-done", stdin=True, stdinOnce=True)], restart_policy="Never")
+    status = pod.running()
+    time.sleep(0.5)  # nobody attached yet: not an end of input
+    assert "running" in pod.status()["containerStatuses"][0]["state"]
+    _write_stdin(status, b"from-attach\n")
+    status = pod.wait(lambda s: s["phase"] == "Succeeded")
+    path = status["containerStatuses"][0]["logPath"]
+    assert [(e.stream, e.content) for e in criolog.read(path)] == [("stdout", "from-attach"), ("stdout", "cat-done")]
+
+
+def test_a_tty_container_reads_its_terminal_and_logs_it_as_stdout(pods: Pods) -> None:
+    pod = pods.create([busybox("[ -t 0 ] && [ -t 1 ] && echo on-a-tty; read line; echo got-$line", stdin=True,
+                               tty=True)], restart_policy="Never")
+    status = pod.running()
+    _write_stdin(status, b"typed\n")
+    status = pod.wait(lambda s: s["phase"] == "Succeeded")
+    pod.wait(lambda s: "got-typed" in Path(s["containerStatuses"][0]["logPath"]).read_text())
+    entries = [(e.stream, e.content.strip()) for e in criolog.read(status["containerStatuses"][0]["logPath"])]
+    # The terminal echoes what is typed, as a shell at a terminal shows it (when it arrives, so in any order
+    # with the first line).
+    assert sorted(entries) == [("stdout", "got-typed"), ("stdout", "on-a-tty"), ("stdout", "typed")], entries

@@ -25,7 +25,7 @@ import aiohttp
 import pytest
 from dnslib import EDNS0, QTYPE, RCODE, RR, SOA, A, DNSRecord
 
-from netplane.dataplane.dns import packet
+from netplane.dataplane.dns import wire as packet
 from netplane.dataplane.dns.forward import Forwarder
 from netplane.dataplane.dns.metrics import Metrics, QueryStats, metrics_route, serve_http
 from netplane.dataplane.dns.nodecache import CachingForwarder, build_routes

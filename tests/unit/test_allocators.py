@@ -1,12 +1,18 @@
 from __future__ import annotations
 
 import ipaddress
+from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from netplane.api.allocators import ClusterIPAllocator, NodePortAllocator
+from netplane.api.core import WriteOptions
+from netplane.api.errors import ApiError
+from netplane.api.registry import storage_type
+from netplane.apiserver_main import UpOptions, build
 
 pytestmark = pytest.mark.unit
 
@@ -67,3 +73,37 @@ def test_node_ports() -> None:
     assert problem is not None and problem.message == "Invalid value: 30001: provided port is already allocated"
     out_of_range = alloc.check(80, "TCP", "spec.ports[0].nodePort")
     assert out_of_range is not None and "The range of valid ports is 30000-30002" in out_of_range.message
+
+
+def test_a_service_update_keeps_its_own_node_port(tmp_path: Path) -> None:
+    core, _ = build(UpOptions(data_dir=tmp_path / "data", dataplane=False), 6443)
+    services = storage_type(core.registry, "", "services")
+    assert services is not None
+
+    def node_port_service(name: str) -> dict[str, Any]:
+        return core.create(services, "default", {"metadata": {"name": name}, "spec": {
+            "type": "NodePort", "selector": {"app": name}, "ports": [{"port": 80, "targetPort": 8080}]}},
+            WriteOptions())
+
+    first, second = node_port_service("first"), node_port_service("second")
+    mine, theirs = second["spec"]["ports"][0]["nodePort"], first["spec"]["ports"][0]["nodePort"]
+
+    def update(**port: Any) -> dict[str, Any]:
+        current = core.get(services, "default", "second")
+        current["spec"]["ports"][0].update(port)
+        return core.update(services, "default", "second", current, WriteOptions())
+
+    # Another port number, the same node port: still the Service's own, not "already allocated".
+    assert update(port=81)["spec"]["ports"][0] == {"port": 81, "targetPort": 8080, "protocol": "TCP",
+                                                    "nodePort": mine}
+    with pytest.raises(ApiError) as taken:
+        update(nodePort=theirs)
+    assert [c["field"] for c in (taken.value.details or {})["causes"]] == ["spec.ports[0].nodePort"]
+    with pytest.raises(ApiError) as invalid:
+        update(port=70000)
+    assert [(c["field"], c["message"]) for c in (invalid.value.details or {})["causes"]] == [
+        ("spec.ports[0].port", "Invalid value: 70000: must be between 1 and 65535, inclusive")]
+    assert core.get(services, "default", "second")["spec"]["ports"][0]["nodePort"] == mine
+    with pytest.raises(ApiError):  # and it still holds it
+        core.create(services, "default", {"metadata": {"name": "third"}, "spec": {
+            "type": "NodePort", "ports": [{"port": 80, "nodePort": mine}]}}, WriteOptions())

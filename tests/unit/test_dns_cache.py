@@ -13,7 +13,7 @@ from dnslib import AAAA, CNAME, EDNS0, QTYPE, RCODE, RR, SOA, A, DNSRecord
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from netplane.dataplane.dns import packet
+from netplane.dataplane.dns import wire as packet
 from netplane.dataplane.dns.cache import CLUSTER_POLICY, CachePolicy, DnsCache, key_of
 from netplane.dataplane.dns.nodecache import name_wire, under
 

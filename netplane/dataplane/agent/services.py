@@ -1,8 +1,9 @@
 """The node's service proxy, driven by the agent's Service and EndpointSlice informers.
 
 Level-triggered like the rest of the agent: any change marks the proxy dirty, and a pass
-renders the whole table from the caches (`proxy.render`) and hands it to `Proxy.sync`, which
-writes nothing when the rendering did not change. A burst of events (a Deployment scaling,
+renders the table from the caches (`proxy.Renderer`, which renders again only Services whose
+objects changed) and hands it to `Proxy.sync`, which writes only the difference, or nothing
+when the rendering did not change. A burst of events (a Deployment scaling,
 a Service with its slices) is coalesced into one pass by a short debounce, and a pass runs
 at least every `RESYNC` seconds anyway. A failed pass is logged and retried with backoff; it
 never ends the loop, so a broken `nft` cannot take the agent (and its pods) down with it.
@@ -21,7 +22,7 @@ from typing import Any
 
 from netplane.controllers.kube.resources import Resource
 from netplane.controllers.runtime.informer import Informer
-from netplane.dataplane.proxy import NodeConfig, ProxyApplyError, Ruleset, render
+from netplane.dataplane.proxy import NodeConfig, ProxyApplyError, Renderer, Ruleset
 
 log = logging.getLogger("netplane.agent.proxy")
 
@@ -55,6 +56,7 @@ class ServiceProxy:
         self.passes = 0  # successful passes (for tests and diagnostics)
         self.failures = 0  # consecutive failed passes
         self._problems: tuple[str, ...] = ()
+        self._renderer = Renderer()
         for informer in (services, slices):
             informer.add_handler(self.mark_dirty, self.mark_dirty, self.mark_dirty)
 
@@ -66,7 +68,7 @@ class ServiceProxy:
         services = list(self.services.cache)
         if self.adjust_services is not None:
             services = self.adjust_services(services)
-        return render(self.node_config(), services, list(self.slices.cache))
+        return self._renderer.render(self.node_config(), services, list(self.slices.cache))
 
     async def sync_once(self) -> list[str]:
         rs = self.render()  # on the event loop: the caches are only changed there

@@ -131,7 +131,8 @@ def runtime_record(pod: Obj, shim: Obj, pod_dir: Path, netns: str) -> PodRecord:
     containers = {}
     for c in [*(shim.get("initContainerStatuses") or []), *(shim.get("containerStatuses") or [])]:
         containers[c["name"]] = ContainerRecord(c["name"], int(c.get("pid") or 0), int(c.get("restartCount") or 0),
-                                                "running" in (c.get("state") or {}))
+                                                "running" in (c.get("state") or {}), str(c.get("stdin") or ""),
+                                                bool(c.get("tty")))
     return PodRecord(meta["uid"], meta.get("namespace", ""), meta["name"], int(shim.get("pausePid") or 0),
                      pod_dir / "logs", f"/run/netns/{netns}", containers)
 

@@ -14,12 +14,12 @@ from typing import Final
 
 from .records import NO_PORT, ClusterRecords, Port, Scope, ServiceInfo
 from .wire import (
-    FLAG_AA,
-    FLAG_QR,
-    FLAG_RA,
+    AA,
     IP,
     NOERROR,
     NXDOMAIN,
+    QR,
+    RA,
     SERVFAIL,
     TYPE_A,
     TYPE_AAAA,
@@ -370,7 +370,7 @@ def write_records(writer: TailWriter, rrs: tuple[RR, ...]) -> None:
 
 
 def answer_flags(rcode: int) -> int:
-    return FLAG_QR | FLAG_AA | FLAG_RA | rcode
+    return (QR | AA) << 8 | RA | rcode
 
 
 def encode(answer: Answer, labels: Name, qname_wire_len: int, zone: Name) -> bytes:

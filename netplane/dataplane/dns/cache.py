@@ -26,13 +26,32 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from netplane.dataplane.dns import packet
+from netplane.dataplane.dns.wire import (
+    CD,
+    COUNTS,
+    HEADER_LEN,
+    NOERROR,
+    NXDOMAIN,
+    OPCODE,
+    QR,
+    RCODE,
+    RD,
+    TC,
+    TYPE_ANY,
+    TYPE_CNAME,
+    TYPE_OPT,
+    TYPE_SOA,
+    Query,
+    counts,
+    opt_record,
+    question_end,
+    walk,
+)
 
 Key = tuple[bytes, bytes, int]  # (lowercased qname wire, qtype+qclass wire, DO|CD bits)
 
 _TTL = struct.Struct(">I")
-_COUNTS = struct.Struct(">HHHH")
-DO_BIT = 0x80  # in the key's flags, beside packet.CD (0x10)
+DO_BIT = 0x80  # in the key's flags, beside CD (0x10)
 
 
 @dataclass(frozen=True)
@@ -48,8 +67,8 @@ class CachePolicy:
 CLUSTER_POLICY = CachePolicy(denial_max_ttl=5)
 
 
-def key_of(query: bytes, q: packet.Query) -> Key:
-    return q.lname, query[q.end - 4:q.end], (query[3] & packet.CD) | (DO_BIT if q.do else 0)
+def key_of(query: bytes, q: Query) -> Key:
+    return q.lname, query[q.end - 4:q.end], (query[3] & CD) | (DO_BIT if q.do else 0)
 
 
 class Entry:
@@ -111,10 +130,10 @@ class DnsCache:
             self.hits_denial += 1
         else:
             self.hits_success += 1
-        return b"".join((query[:2], entry.heads[(query[2] & packet.RD) | edns << 1], query[packet.HEADER_LEN:end],
+        return b"".join((query[:2], entry.heads[(query[2] & RD) | edns << 1], query[HEADER_LEN:end],
                          entry.records(ttl), entry.opt if edns else b""))
 
-    def put(self, key: Key, reply: bytes, q: packet.Query, now: float) -> bool:
+    def put(self, key: Key, reply: bytes, q: Query, now: float) -> bool:
         """Store `reply` (the upstream's answer to the query parsed as `q`) if it may be cached."""
         entry = self._entry(key, reply, q, now)
         if entry is None:
@@ -145,19 +164,19 @@ class DnsCache:
                 return
             del store[oldest]
 
-    def _entry(self, key: Key, reply: bytes, q: packet.Query, now: float) -> Entry | None:
+    def _entry(self, key: Key, reply: bytes, q: Query, now: float) -> Entry | None:
         end = q.end
-        if len(reply) < end or reply[2] & (packet.QR | packet.OPCODE | packet.TC) != packet.QR:
+        if len(reply) < end or reply[2] & (QR | OPCODE | TC) != QR:
             return None
-        rcode = reply[3] & packet.RCODE
-        if rcode not in (packet.NOERROR, packet.NXDOMAIN):
+        rcode = reply[3] & RCODE
+        if rcode not in (NOERROR, NXDOMAIN):
             return None
         # The reply must answer this very question (the forwarder checks too; a cache must be sure).
-        if packet.question_end(reply) != end or reply[packet.HEADER_LEN:end - 4].lower() != key[0] \
+        if question_end(reply) != end or reply[HEADER_LEN:end - 4].lower() != key[0] \
                 or reply[end - 4:end] != key[1]:
             return None
-        qd, an, ns, ar = packet.counts(reply)
-        records = packet.walk(reply, end, (an, ns, ar))
+        qd, an, ns, ar = counts(reply)
+        records = walk(reply, end, (an, ns, ar))
         if records is None:
             return None
         qtype = q.qtype
@@ -167,7 +186,7 @@ class DnsCache:
         soa_minimum = -1
         positive = False
         for r in records:
-            if r.rtype == packet.TYPE_OPT:
+            if r.rtype == TYPE_OPT:
                 if r is not records[-1] or r.section != 2:
                     return None  # anything after an OPT (a TSIG) is not ours to replay
                 opt_at = r.start
@@ -175,12 +194,12 @@ class DnsCache:
                 continue
             ttls.append(r.ttl)
             offsets.append(r.ttl_at - end)
-            if r.section == 0 and (r.rtype == qtype or qtype in (packet.TYPE_ANY, packet.TYPE_CNAME)):
+            if r.section == 0 and (r.rtype == qtype or qtype in (TYPE_ANY, TYPE_CNAME)):
                 positive = True
-            elif r.section == 1 and r.rtype == packet.TYPE_SOA and r.end - r.rdata_at >= 22:
+            elif r.section == 1 and r.rtype == TYPE_SOA and r.end - r.rdata_at >= 22:
                 minimum = _TTL.unpack_from(reply, r.end - 4)[0]
                 soa_minimum = minimum if soa_minimum < 0 else min(soa_minimum, minimum)
-        denial = rcode == packet.NXDOMAIN or not positive
+        denial = rcode == NXDOMAIN or not positive
         if denial:
             if soa_minimum < 0:
                 return None
@@ -188,9 +207,9 @@ class DnsCache:
         policy = self.policy
         max_ttl = policy.denial_max_ttl if denial else policy.success_max_ttl
         duration = max(policy.min_ttl, min(min(ttls, default=policy.min_ttl), max_ttl))
-        flags = reply[2] & ~packet.RD & 0xFF
-        heads = tuple(bytes((flags | rd, reply[3])) + _COUNTS.pack(qd, an, ns, ar + with_opt)
+        flags = reply[2] & ~RD & 0xFF
+        heads = tuple(bytes((flags | rd, reply[3])) + COUNTS.pack(qd, an, ns, ar + with_opt)
                       for with_opt in (0, 1) for rd in (0, 1))
-        opt = packet.opt_record(bool(key[2] & DO_BIT))
+        opt = opt_record(bool(key[2] & DO_BIT))
         return Entry(denial, now, duration, (heads[0], heads[1], heads[2], heads[3]), opt, reply[end:opt_at],
                      tuple(offsets))

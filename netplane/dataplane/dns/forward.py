@@ -24,8 +24,8 @@ from collections.abc import Coroutine, Sequence
 from typing import cast
 
 from netplane.controllers.runtime.tasks import cancel_and_wait
-from netplane.dataplane.dns import packet
 from netplane.dataplane.dns.metrics import ForwardStats
+from netplane.dataplane.dns.wire import HEADER_LEN, MAX_MESSAGE, QR, RCODE, TC, question_end
 
 log = logging.getLogger("netplane.dns.forward")
 
@@ -73,14 +73,14 @@ class _Pending:
         raise OverflowError("no free query ID")
 
     def deliver(self, reply: bytes) -> None:
-        if len(reply) < packet.HEADER_LEN or not reply[2] & packet.QR:
+        if len(reply) < HEADER_LEN or not reply[2] & QR:
             return
         slot = self.waiting.get(reply[0] << 8 | reply[1])
         if slot is None:
             return
         future, question = slot
-        end = packet.HEADER_LEN + len(question)
-        if reply[packet.HEADER_LEN:end].lower() != question:
+        end = HEADER_LEN + len(question)
+        if reply[HEADER_LEN:end].lower() != question:
             return  # not the answer to what we asked: a late or forged packet
         if not future.done():
             future.set_result(reply)
@@ -216,10 +216,10 @@ class Forwarder:
 
     async def exchange(self, query: bytes) -> bytes | None:
         """The reply to `query` (its ID restored) from the first upstream that answers; None if none did."""
-        end = packet.question_end(query)
-        if end < 0 or len(query) > packet.MAX_TCP:
+        end = question_end(query)
+        if end < 0 or len(query) > MAX_MESSAGE:
             return None
-        question = query[packet.HEADER_LEN:end].lower()
+        question = query[HEADER_LEN:end].lower()
         for upstream in self.order():
             name = self._names[upstream]
             self.stats.sent(name)
@@ -228,7 +228,7 @@ class Forwarder:
                 self._failed(upstream)
                 continue
             self._fails[upstream] = 0
-            self.stats.answered(name, reply[3] & packet.RCODE)
+            self.stats.answered(name, reply[3] & RCODE)
             return query[:2] + reply[2:]
         return None
 
@@ -244,7 +244,7 @@ class Forwarder:
         try:
             while self.is_down(upstream):
                 await asyncio.sleep(self.probe_interval)
-                if await self._try(upstream, probe, probe[packet.HEADER_LEN:]) is not None:
+                if await self._try(upstream, probe, probe[HEADER_LEN:]) is not None:
                     self._fails[upstream] = 0
         finally:
             self._probes.pop(upstream, None)
@@ -254,7 +254,7 @@ class Forwarder:
             async with asyncio.timeout(self.timeout):
                 if not self.force_tcp:
                     reply = await self._ask(await self._udp_channel(upstream), query, question)
-                    if reply is None or not reply[2] & packet.TC:
+                    if reply is None or not reply[2] & TC:
                         return reply
                 return await self._ask_tcp(upstream, query, question)
         except TimeoutError:

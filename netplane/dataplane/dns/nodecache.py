@@ -23,7 +23,6 @@ import time
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 
-from netplane.dataplane.dns import packet
 from netplane.dataplane.dns.cache import CLUSTER_POLICY, CachePolicy, DnsCache, Key, key_of
 from netplane.dataplane.dns.forward import Address, Forwarder, address_text
 from netplane.dataplane.dns.metrics import (
@@ -36,6 +35,25 @@ from netplane.dataplane.dns.metrics import (
     serve_http,
 )
 from netplane.dataplane.dns.transport import DnsServer, Kind
+from netplane.dataplane.dns.wire import (
+    CD,
+    EDNS_UDP,
+    FORMERR,
+    HEADER_LEN,
+    MIN_UDP,
+    NOTIMP,
+    OPCODE,
+    PLAIN_COUNTS,
+    QR,
+    RCODE,
+    SERVFAIL,
+    Query,
+    error_reply,
+    header_only_reply,
+    parse_query,
+    reply_limit,
+    truncated,
+)
 
 REVERSE_ZONES = ("in-addr.arpa", "ip6.arpa")
 
@@ -65,10 +83,6 @@ class Route:
     cache: DnsCache
 
 
-# A query with one question and no other records: its question runs to the end of the packet.
-_PLAIN_COUNTS = b"\x00\x01\x00\x00\x00\x00\x00\x00"
-
-
 class CachingForwarder:
     """The transport handler: cache hits answered synchronously, misses forwarded and stored.
 
@@ -94,24 +108,24 @@ class CachingForwarder:
     def __call__(self, query: bytes, kind: Kind) -> bytes | Awaitable[bytes | None] | None:
         start = time.monotonic()
         n = len(query)
-        if n > 16 and query[4:12] == _PLAIN_COUNTS and not query[2] & (packet.QR | packet.OPCODE):
-            lname = query[packet.HEADER_LEN:n - 4].lower()
+        if n > 16 and query[4:12] == PLAIN_COUNTS and not query[2] & (QR | OPCODE):
+            lname = query[HEADER_LEN:n - 4].lower()
             route = self._default
             for wire, candidate in self._suffixed:
                 if lname.endswith(wire):
                     route = candidate
                     break
-            reply = route.cache.hit((lname, query[n - 4:], query[3] & packet.CD), query, n, False, start)
+            reply = route.cache.hit((lname, query[n - 4:], query[3] & CD), query, n, False, start)
             if reply is not None:
-                if len(reply) > packet.MIN_UDP and kind == "udp":
-                    q = packet.parse_query(query)
+                if len(reply) > MIN_UDP and kind == "udp":
+                    q = parse_query(query)
                     if q is None:
                         return None
-                    reply = packet.truncated(reply, query, q)
-                self.stats.record(kind, route.zone, query[n - 4] << 8 | query[n - 3], reply[3] & packet.RCODE,
+                    reply = truncated(reply, query, q)
+                self.stats.record(kind, route.zone, query[n - 4] << 8 | query[n - 3], reply[3] & RCODE,
                                   time.monotonic() - start)
                 return reply
-        q = packet.parse_query(query)
+        q = parse_query(query)
         if q is None:
             return self._not_a_query(query, kind, start)
         route = self.route(q.lname)
@@ -119,29 +133,29 @@ class CachingForwarder:
         reply = route.cache.get(key, query, q.end, q.edns > 0, start)
         if reply is None:
             return self._miss(route, key, query, q, kind, start)
-        if kind == "udp" and len(reply) > packet.udp_limit(q.edns):
-            reply = packet.truncated(reply, query, q)
-        self.stats.record(kind, route.zone, q.qtype, reply[3] & packet.RCODE, time.monotonic() - start)
+        if kind == "udp" and len(reply) > reply_limit(EDNS_UDP, q.edns):
+            reply = truncated(reply, query, q)
+        self.stats.record(kind, route.zone, q.qtype, reply[3] & RCODE, time.monotonic() - start)
         return reply
 
-    async def _miss(self, route: Route, key: Key, query: bytes, q: packet.Query, kind: Kind,
+    async def _miss(self, route: Route, key: Key, query: bytes, q: Query, kind: Kind,
                     start: float) -> bytes | None:
         reply = await route.forwarder.exchange(query)
         if reply is None:
-            reply = packet.error_reply(query, q, packet.SERVFAIL, ra=True)
+            reply = error_reply(query, q, SERVFAIL, ra=True)
         else:
             route.cache.put(key, reply, q, time.monotonic())
-            if kind == "udp" and len(reply) > packet.udp_limit(q.edns):
-                reply = packet.truncated(reply, query, q)
-        self.stats.record(kind, route.zone, q.qtype, reply[3] & packet.RCODE, time.monotonic() - start)
+            if kind == "udp" and len(reply) > reply_limit(EDNS_UDP, q.edns):
+                reply = truncated(reply, query, q)
+        self.stats.record(kind, route.zone, q.qtype, reply[3] & RCODE, time.monotonic() - start)
         return reply
 
     def _not_a_query(self, query: bytes, kind: Kind, start: float) -> bytes | None:
         # Other opcodes (NOTIFY, UPDATE) are not for a cache; the rest is malformed.
-        opcode = (query[2] & packet.OPCODE) if len(query) > 2 else 0
-        reply = packet.header_only_reply(query, packet.NOTIMP if opcode else packet.FORMERR)
+        opcode = (query[2] & OPCODE) if len(query) > 2 else 0
+        reply = header_only_reply(query, NOTIMP if opcode else FORMERR)
         if reply is not None:
-            self.stats.record(kind, ".", 0, reply[3] & packet.RCODE, time.monotonic() - start)
+            self.stats.record(kind, ".", 0, reply[3] & RCODE, time.monotonic() - start)
         return reply
 
 

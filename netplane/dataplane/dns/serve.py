@@ -23,10 +23,10 @@ from netplane.controllers.kube.client import Client
 from netplane.controllers.kube.config import in_cluster_config, load_kubeconfig
 from netplane.controllers.kube.resources import Resource
 from netplane.controllers.runtime.informer import Informer
-from netplane.dataplane.dns import packet
 from netplane.dataplane.dns.forward import Address, Forwarder, address_text
 from netplane.dataplane.dns.metrics import ForwardStats, Metrics, QueryStats, health_route, metrics_route, serve_http
 from netplane.dataplane.dns.transport import DnsServer, Kind
+from netplane.dataplane.dns.wire import EDNS_UDP, MAX_MESSAGE, RCODE
 from netplane.dataplane.dns.zone import ClusterZone, HostAlias, Upstream, ZoneConfig
 
 log = logging.getLogger("netplane.dns.serve")
@@ -49,7 +49,7 @@ class ZoneHandler:
     def __call__(self, query: bytes, kind: Kind) -> bytes | Awaitable[bytes | None] | None:
         start = time.monotonic()
         # The transport's ceiling; the zone lowers it to what the client's EDNS allows.
-        result = self.zone.respond(query, max_size=packet.MAX_TCP if kind == "tcp" else packet.EDNS_UDP)
+        result = self.zone.respond(query, max_size=MAX_MESSAGE if kind == "tcp" else EDNS_UDP)
         if result is None:
             return None
         # For the metrics' type label only: the first zero byte ends any hostname-like qname (a
@@ -58,13 +58,13 @@ class ZoneHandler:
         qtype = query[root + 1] << 8 | query[root + 2] if 12 <= root < len(query) - 2 else 0
         if isinstance(result, Upstream):
             return self._upstream(result, kind, qtype, start)
-        self.stats.record(kind, ".", qtype, result[3] & packet.RCODE, time.monotonic() - start)
+        self.stats.record(kind, ".", qtype, result[3] & RCODE, time.monotonic() - start)
         return result
 
     async def _upstream(self, upstream: Upstream, kind: Kind, qtype: int, start: float) -> bytes | None:
         reply = await self.forwarder.exchange(upstream.query) if self.forwarder is not None else None
         out = upstream.finish(reply)
-        self.stats.record(kind, ".", qtype, out[3] & packet.RCODE, time.monotonic() - start)
+        self.stats.record(kind, ".", qtype, out[3] & RCODE, time.monotonic() - start)
         return out
 
 

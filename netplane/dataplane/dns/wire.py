@@ -1,9 +1,13 @@
-"""DNS wire format for the cluster zone: reading queries and writing answer sections.
+"""DNS wire format: reading queries and replies, writing replies and answer sections.
 
-Names are tuples of lowercased labels without the root (``Name``). Answers are written as a
-*tail* that follows the client's question copied verbatim, so compression pointers may point
-into that question: offset 12 is the query name in the client's own case, which is how owner
-names echo 0x20 case for free.
+The hot paths (the zone's stored answers, the node cache's hits) hash, compare and copy wire bytes and
+never turn names into text. A question's name is taken only uncompressed (a query has nothing to point
+back to); names in records are skipped over, pointers included, to find each record's type and TTL.
+
+The authoritative zone also handles names as tuples of lowercased labels without the root (``Name``).
+Its answers are written as a *tail* that follows the client's question copied verbatim, so
+compression pointers may point into that question: offset 12 is the query name in the client's own
+case, which is how owner names echo 0x20 case for free.
 """
 
 from __future__ import annotations
@@ -11,10 +15,26 @@ from __future__ import annotations
 import ipaddress
 import struct
 from collections.abc import Iterable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 Name = tuple[bytes, ...]
 IP = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+HEADER_LEN = 12
+
+# Header flags, by the byte that holds them: byte 2 ...
+QR = 0x80
+OPCODE = 0x78
+AA = 0x04
+TC = 0x02
+RD = 0x01
+# ... and byte 3.
+RA = 0x80
+CD = 0x10
+RCODE = 0x0F
+
+NOERROR, FORMERR, SERVFAIL, NXDOMAIN, NOTIMP, REFUSED = range(6)
+BADVERS = 16  # extended rcode: upper 8 bits travel in the OPT TTL
 
 TYPE_A = 1
 TYPE_NS = 2
@@ -27,188 +47,210 @@ TYPE_SRV = 33
 TYPE_OPT = 41
 TYPE_IXFR = 251
 TYPE_AXFR = 252
+TYPE_ANY = 255
 
 CLASS_IN = 1
 CLASS_ANY = 255
 
-NOERROR = 0
-FORMERR = 1
-SERVFAIL = 2
-NXDOMAIN = 3
-NOTIMP = 4
-REFUSED = 5
-BADVERS = 16  # extended rcode: upper 8 bits travel in the OPT TTL
-
-FLAG_QR = 0x8000
-FLAG_AA = 0x0400
-FLAG_TC = 0x0200
-FLAG_RD = 0x0100
-FLAG_RA = 0x0080
-FLAG_CD = 0x0010
-OPCODE_MASK = 0x7800
-ECHOED_FLAGS = FLAG_RD | FLAG_CD  # RFC 1035 / RFC 4035: copied from query into response
-
-ADVERTISED_UDP_SIZE = 1232  # DNS flag day 2020: avoids IP fragmentation on common paths
-MIN_UDP_SIZE = 512
-MAX_MESSAGE = 65535
+MIN_UDP = 512
+# The most sent over UDP and what our OPT advertises: no IP fragmentation (DNS flag day 2020).
+EDNS_UDP = 1232
+MAX_MESSAGE = 65535  # all a TCP length prefix can say
 MAX_NAME_WIRE = 255
 _POINTER_LIMIT = 0x4000  # a compression pointer carries 14 bits of offset
 
-_HEADER = struct.Struct("!2sH4H")
-_RR_FIXED = struct.Struct("!HHIH")
+# QDCOUNT..ARCOUNT of a query with one question and nothing else (what glibc and musl stubs send).
+PLAIN_COUNTS = b"\x00\x01\x00\x00\x00\x00\x00\x00"
+_ONE_ADDITIONAL = b"\x00\x00\x00\x00\x00\x01"  # ANCOUNT..ARCOUNT of a query with just an OPT
+_ROOT_OPT = b"\x00\x00\x29"  # the root name, then type 41
+
+_HEADER = struct.Struct(">2sH4H")
+COUNTS = struct.Struct(">4H")
+_RR_FIXED = struct.Struct(">HHIH")  # type, class, ttl, rdlength
 
 
-@dataclass(frozen=True, slots=True)
-class Edns:
-    udp_size: int
-    do: bool
-    version: int
+# ---------------------------------------------------------------------- reading
 
 
-@dataclass(frozen=True, slots=True)
-class Query:
-    """A query that parsed cleanly; ``data`` is the packet exactly as received."""
-
-    data: bytes
-    flags: int
-    qname_end: int  # offset just past the question name's root label
-    labels: Name
-    qtype: int
-    qclass: int
-    edns: Edns | None
-
-    @property
-    def question(self) -> bytes:
-        return self.data[12:self.qname_end + 4]
-
-    @property
-    def key(self) -> bytes:
-        return cache_key(self.data, self.qname_end)
-
-
-def cache_key(data: bytes, qname_end: int) -> bytes:
-    """Lowercased question name + qtype: the type bytes are appended raw so they are not case-folded."""
-    return data[12:qname_end].lower() + data[qname_end:qname_end + 2]
-
-
-def scan_qname(data: bytes) -> int:
-    """Offset just past the question name that starts at 12, or -1 when it is not a plain name.
-
-    Pointers (and the reserved 0x40/0x80 label types) are refused: a question is the first
-    name in a message, so there is nothing legitimate for it to point at.
-    """
-    n = len(data)
-    i = 12
-    while i < n:
-        length = data[i]
-        if length == 0:
-            return i + 1 if i - 11 <= MAX_NAME_WIRE else -1
+def question_end(msg: bytes) -> int:
+    """Offset just past the only question of `msg` (uncompressed qname), or -1."""
+    # Every query the zone answers and every one parse_query reads comes through here, so the offsets are
+    # literals rather than sums of constants: 12 is HEADER_LEN, 17 a header and the shortest question,
+    # and a root label at 267 or later ends a name longer than MAX_NAME_WIRE.
+    n = len(msg)
+    if n < 17 or msg[4] or msg[5] != 1:
+        return -1
+    off = 12
+    while off < n:
+        length = msg[off]
+        if not length:
+            return off + 5 if off + 5 <= n and off < 267 else -1
         if length > 63:
             return -1
-        i += length + 1
+        off += length + 1
     return -1
 
 
-def _skip_name(data: bytes, pos: int) -> tuple[int, bool] | None:
-    """Skip a possibly compressed name in a record; returns (end offset, name is the root)."""
-    n = len(data)
-    first = True
-    while pos < n:
-        length = data[pos]
-        if length == 0:
-            return pos + 1, first
-        if length & 0xC0 == 0xC0:
-            return (pos + 2, False) if pos + 2 <= n else None
+class Query(NamedTuple):
+    """A standard query with one question; `end` is just past its question's qclass."""
+
+    end: int
+    lname: bytes  # the qname's wire form, lowercased (label lengths are < 0x41, so never touched)
+    qtype: int
+    edns: int  # the client's EDNS UDP size (at least MIN_UDP), 0 without an OPT record
+    do: bool
+    version: int = 0  # the EDNS version, 0 without an OPT record
+
+
+def parse_query(msg: bytes) -> Query | None:
+    """The question and EDNS of a standard query (QR=0, opcode QUERY, one question); None otherwise."""
+    if len(msg) < HEADER_LEN or msg[2] & (QR | OPCODE):
+        return None
+    end = question_end(msg)
+    if end < 0:
+        return None
+    ttl_at = _opt_ttl_at(msg, end)
+    if ttl_at < 0:
+        return None
+    lname = msg[HEADER_LEN:end - 4].lower()
+    qtype = msg[end - 4] << 8 | msg[end - 3]
+    if not ttl_at:
+        return Query(end, lname, qtype, 0, False)
+    # The OPT's class is the UDP size; its TTL the extended rcode, the version, then the DO bit (the top one).
+    size = msg[ttl_at - 2] << 8 | msg[ttl_at - 1]
+    return Query(end, lname, qtype, size if size > MIN_UDP else MIN_UDP, msg[ttl_at + 2] >= 0x80, msg[ttl_at + 1])
+
+
+def _opt_ttl_at(msg: bytes, end: int) -> int:
+    """Where the TTL of the query's OPT record is; 0 without one, -1 if the records are malformed."""
+    n = len(msg)
+    if msg[6:12] == _ONE_ADDITIONAL and msg[end:end + 3] == _ROOT_OPT and n >= end + 11 \
+            and n >= end + 11 + (msg[end + 9] << 8 | msg[end + 10]):
+        # The usual shape: nothing but one OPT after the question, its options inside the message.
+        return end + 5
+    if msg[10:12] == b"\x00\x00":
+        return 0
+    records = walk(msg, end, counts(msg)[1:])
+    if records is None:
+        return -1
+    opts = [r for r in records if r.rtype == TYPE_OPT]
+    if not opts:
+        return 0
+    opt = opts[0]
+    if len(opts) > 1 or opt.section != 2 or msg[opt.start]:
+        return -1  # RFC 6891 §6.1.1: one OPT at most, an additional record owned by the root
+    return opt.ttl_at
+
+
+def counts(msg: bytes) -> tuple[int, int, int, int]:
+    qd, an, ns, ar = COUNTS.unpack_from(msg, 4)
+    return qd, an, ns, ar
+
+
+def name_end(msg: bytes, off: int) -> int:
+    """Offset just past a (possibly compressed) name at `off`, or -1 when it runs off the message."""
+    n = len(msg)
+    while off < n:
+        length = msg[off]
+        if not length:
+            return off + 1
+        if length >= 0xC0:
+            return off + 2 if off + 2 <= n else -1
         if length > 63:
-            return None
-        pos += length + 1
-        first = False
-    return None
+            return -1
+        off += length + 1
+    return -1
 
 
-def parse_query(data: bytes) -> Query | bytes | None:
-    """Parse a query: a ``Query``, a ready error reply (FORMERR, NOTIMP, BADVERS) or None to drop."""
-    if len(data) < 12:
-        return None
-    _, flags, qdcount, ancount, nscount, arcount = _HEADER.unpack_from(data)
-    if flags & FLAG_QR:
-        return None
-    if flags & OPCODE_MASK:
-        return error_reply(data, NOTIMP)
-    if qdcount != 1:
-        return error_reply(data, FORMERR)
-    end = scan_qname(data)
-    if end < 0 or end + 4 > len(data):
-        return error_reply(data, FORMERR)
-    qtype, qclass = struct.unpack_from("!HH", data, end)
-    question = data[12:end + 4]
-    if ancount or nscount:
-        return error_reply(data, FORMERR, question)
-    edns: Edns | None = None
-    pos = end + 4
-    for _ in range(arcount):
-        skipped = _skip_name(data, pos)
-        if skipped is None or skipped[0] + 10 > len(data):
-            return error_reply(data, FORMERR, question)
-        pos, is_root = skipped
-        rtype, rclass, ttl, rdlen = _RR_FIXED.unpack_from(data, pos)
-        pos += 10 + rdlen
-        if pos > len(data):
-            return error_reply(data, FORMERR, question)
-        if rtype == TYPE_OPT:
-            if edns is not None or not is_root:
-                return error_reply(data, FORMERR, question)  # RFC 6891 §6.1.1
-            edns = Edns(udp_size=rclass, do=bool(ttl & 0x8000), version=(ttl >> 16) & 0xFF)
-    labels = split_labels(data, end)
-    query = Query(data, flags, end, labels, qtype, qclass, edns)
-    if edns is not None and edns.version != 0:
-        return short_reply(query, BADVERS)
-    return query
+class Record(NamedTuple):
+    section: int  # 0 answer, 1 authority, 2 additional
+    start: int  # where the owner name begins
+    rtype: int
+    ttl: int
+    ttl_at: int  # offset of the 4 TTL bytes
+    rdata_at: int
+    end: int  # just past the record
 
 
-def split_labels(data: bytes, qname_end: int) -> Name:
-    labels: list[bytes] = []
-    i = 12
-    while i < qname_end - 1:
-        length = data[i]
-        labels.append(data[i + 1:i + 1 + length].lower())
-        i += length + 1
-    return tuple(labels)
+def walk(msg: bytes, off: int, sections: tuple[int, ...]) -> list[Record] | None:
+    """The records of consecutive sections (their counts given) starting at `off`; None if malformed
+    or if bytes are left over after them."""
+    records = []
+    for section, count in enumerate(sections):
+        for _ in range(count):
+            start = off
+            off = name_end(msg, off)
+            if off < 0 or off + 10 > len(msg):
+                return None
+            rtype, _, ttl, rdlen = _RR_FIXED.unpack_from(msg, off)
+            end = off + 10 + rdlen
+            if end > len(msg):
+                return None
+            records.append(Record(section, start, rtype, ttl, off + 4, off + 10, end))
+            off = end
+    return records if off == len(msg) else None
 
 
-def opt_record(edns: Edns, extended_rcode: int = 0) -> bytes:
-    ttl = (extended_rcode << 24) | (0x8000 if edns.do else 0)
-    return b"\x00" + _RR_FIXED.pack(TYPE_OPT, ADVERTISED_UDP_SIZE, ttl, 0)
+# ---------------------------------------------------------------------- writing replies
+
+
+def opt_record(do: bool, extended_rcode: int = 0) -> bytes:
+    """Our OPT record: root owner, UDP size EDNS_UDP, version 0, the DO bit echoed, no options."""
+    return b"\x00" + _RR_FIXED.pack(TYPE_OPT, EDNS_UDP, extended_rcode << 24 | (0x8000 if do else 0), 0)
+
+
+def reply_opt(q: Query, extended_rcode: int = 0) -> bytes:
+    """The OPT record a reply to `q` carries: ours if the query had one, else none."""
+    return opt_record(q.do, extended_rcode) if q.edns else b""
+
+
+def reply_limit(max_size: int, edns: int) -> int:
+    """The largest reply to send: `max_size` is the transport's ceiling (MAX_MESSAGE or more for TCP,
+    where only the length prefix bounds a message); over UDP the client's EDNS size `edns` (0: no
+    OPT, so MIN_UDP) bounds it too, and MIN_UDP is always allowed."""
+    if max_size >= MAX_MESSAGE:
+        return MAX_MESSAGE
+    if edns < max_size:
+        max_size = edns
+    return max_size if max_size > MIN_UDP else MIN_UDP
 
 
 def header(qid: bytes, flags: int, qd: int, an: int, ns: int, ar: int) -> bytes:
     return _HEADER.pack(qid, flags, qd, an, ns, ar)
 
 
-def reply_flags(query_flags: int, base: int) -> int:
-    return base | (query_flags & ECHOED_FLAGS)
+def reply_flags(query: bytes, flags: int) -> int:
+    """A reply's 16 flag bits: `flags` with the query's opcode, RD and CD copied (RFC 1035, RFC 4035 §3.2.2)."""
+    return flags | (query[2] & (OPCODE | RD)) << 8 | query[3] & CD
 
 
-def error_reply(data: bytes, rcode: int, question: bytes = b"") -> bytes:
-    """A bare error reply for a query that could not be fully parsed (no OPT: the OPT may be the problem)."""
-    flags = int.from_bytes(data[2:4], "big")
-    out_flags = FLAG_QR | FLAG_RA | (flags & (OPCODE_MASK | ECHOED_FLAGS)) | rcode
-    return header(data[:2], out_flags, 1 if question else 0, 0, 0, 0) + question
+def bare_reply(query: bytes, flags: int, end: int = HEADER_LEN, opt: bytes = b"") -> bytes:
+    """A reply without records: the query's ID, `flags`, its question up to `end` (none if that is
+    HEADER_LEN) and `opt`."""
+    return header(query[:2], flags, 1 if end > HEADER_LEN else 0, 0, 0, 1 if opt else 0) + query[HEADER_LEN:end] + opt
 
 
-def short_reply(query: Query, rcode: int, extra_flags: int = 0) -> bytes:
-    """Header + question (+ OPT): refusals, failures and truncated answers."""
-    flags = reply_flags(query.flags, FLAG_QR | FLAG_RA | extra_flags | (rcode & 0xF))
-    opt = opt_record(query.edns, rcode >> 4) if query.edns is not None else b""
-    return header(query.data[:2], flags, 1, 0, 0, 1 if opt else 0) + query.question + opt
+def error_reply(query: bytes, q: Query, rcode: int, *, ra: bool) -> bytes:
+    """A reply with no records: the query's ID, opcode, RD and CD, its question, our OPT if it sent one
+    (with the upper bits of an extended `rcode`)."""
+    flags = reply_flags(query, QR << 8 | (RA if ra else 0) | rcode & RCODE)
+    return bare_reply(query, flags, q.end, reply_opt(q, rcode >> 4))
 
 
-def effective_limit(max_size: int, edns: Edns | None) -> int:
-    """The response size bound: the stream ceiling for TCP, else the smaller of ours and the client's."""
-    if max_size >= MAX_MESSAGE:
-        return MAX_MESSAGE
-    client = MIN_UDP_SIZE if edns is None else max(MIN_UDP_SIZE, edns.udp_size)
-    return max(MIN_UDP_SIZE, min(max_size, client))
+def truncated(reply: bytes, query: bytes, q: Query) -> bytes:
+    """`reply` cut to its header (TC set) and the query's question, for a client to retry over TCP."""
+    return bare_reply(query, (reply[2] | TC) << 8 | reply[3], q.end, reply_opt(q))
+
+
+def header_only_reply(query: bytes, rcode: int) -> bytes | None:
+    """FORMERR/NOTIMP for a query whose question cannot be used; None for what is not a query at all
+    (too short, or a response: answering those could start a loop between two servers)."""
+    if len(query) < HEADER_LEN or query[2] & QR:
+        return None
+    return bare_reply(query, (QR | query[2] & (OPCODE | RD)) << 8 | rcode)
+
+
+# ---------------------------------------------------------------------- names and records
 
 
 def to_name(text: str) -> Name | None:
@@ -232,6 +274,16 @@ def wire_length(name: Name) -> int:
 
 def encode_name(name: Name) -> bytes:
     return b"".join(bytes((len(label),)) + label for label in name) + b"\x00"
+
+
+def name_labels(wire_name: bytes) -> Name:
+    """The labels of an uncompressed wire name, such as `Query.lname`."""
+    labels = []
+    i = 0
+    while length := wire_name[i]:
+        labels.append(wire_name[i + 1:i + 1 + length])
+        i += length + 1
+    return tuple(labels)
 
 
 def name_offsets(name: Name, start: int) -> Iterable[tuple[Name, int]]:

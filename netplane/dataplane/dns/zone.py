@@ -33,7 +33,6 @@ ip6.arpa``) behind its ``hosts`` plugin, then ``forward .``. Deliberate differen
 from __future__ import annotations
 
 import logging
-import struct
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -43,33 +42,44 @@ from dnslib import DNSBuffer, DNSRecord
 from .answers import Answer, Chase, Forward, Resolver, answer_flags, encode, question_seeds, write_records
 from .records import ClusterRecords, Obj, Scope, parse_service, parse_slice
 from .wire import (
+    AA,
+    BADVERS,
+    CD,
     CLASS_ANY,
     CLASS_IN,
-    ECHOED_FLAGS,
-    FLAG_AA,
-    FLAG_RD,
-    FLAG_TC,
+    COUNTS,
+    FORMERR,
+    HEADER_LEN,
     MAX_MESSAGE,
-    MIN_UDP_SIZE,
+    MIN_UDP,
     NOERROR,
+    NOTIMP,
     NXDOMAIN,
+    OPCODE,
+    PLAIN_COUNTS,
+    QR,
+    RA,
+    RCODE,
+    RD,
     REFUSED,
     SERVFAIL,
+    TC,
     TYPE_AXFR,
     TYPE_IXFR,
+    Name,
     Query,
     TailWriter,
-    cache_key,
-    effective_limit,
+    bare_reply,
     encode_name,
     error_reply,
     header,
-    opt_record,
+    name_labels,
     parse_ip,
     parse_query,
+    question_end,
     reply_flags,
-    scan_qname,
-    short_reply,
+    reply_limit,
+    reply_opt,
     to_name,
 )
 
@@ -78,9 +88,8 @@ __all__ = ["ClusterZone", "HostAlias", "Obj", "Upstream", "ZoneConfig"]
 _log = logging.getLogger(__name__)
 
 _MAX_ENTRIES = 65536  # pre-encoded answers kept; random names (search-path misses) must not grow it forever
-_ONE_QUESTION = b"\x00\x01\x00\x00\x00\x00\x00\x00"
 _CLASS_IN = b"\x00\x01"
-_COUNTS = struct.Struct("!4H")
+_ECHOED = RD << 8 | CD  # the query's flags every answer copies
 _POD_MODES = ("disabled", "insecure")
 
 
@@ -115,8 +124,31 @@ class _Entry:
     scopes: tuple[Scope, ...]
 
 
-def _truncated(query: Query, flags: int) -> bytes:
-    return short_reply(query, flags & 0xF, (flags & FLAG_AA) | FLAG_TC)
+def _answer_key(data: bytes, end: int) -> bytes:
+    """A stored answer's key: the lowercased qname, then the qtype (appended raw so it is not case-folded)."""
+    return data[HEADER_LEN:end - 4].lower() + data[end - 4:end - 2]
+
+
+def _bare_error(data: bytes, rcode: int, end: int = HEADER_LEN) -> bytes | None:
+    """An error for a query that could not be fully read, with its question up to `end`; no OPT (the OPT
+    may be the problem). None for what is not a query at all (too short, or a response)."""
+    if len(data) < HEADER_LEN or data[2] & QR:
+        return None
+    return bare_reply(data, reply_flags(data, QR << 8 | RA | rcode), end)
+
+
+def _unreadable(data: bytes) -> bytes | None:
+    """The reply to what `parse_query` refused: NOTIMP for other opcodes, else FORMERR, with the question
+    when that much was sound."""
+    if len(data) > 2 and data[2] & OPCODE:
+        return _bare_error(data, NOTIMP)
+    return _bare_error(data, FORMERR, max(question_end(data), HEADER_LEN))
+
+
+def _truncated(data: bytes, q: Query, flags: int) -> bytes:
+    """Header + question (+ OPT) of an answer with header `flags` that does not fit, TC set."""
+    flags = QR << 8 | RA | flags & (AA << 8 | RCODE) | TC << 8
+    return bare_reply(data, reply_flags(data, flags), q.end, reply_opt(q))
 
 
 @dataclass
@@ -237,43 +269,48 @@ class ClusterZone:
             if type(query) is not bytes:
                 query = bytes(query)  # a bytearray or memoryview would not hash as a cache key
             n = len(query)
-            end = scan_qname(query) if n > 16 and not query[2] & 0xF8 and query[4:12] == _ONE_QUESTION else -1
-            if end > 0 and end + 4 == n and query[end + 2:n] == _CLASS_IN:
-                entry = self._answers.get(cache_key(query, end))
+            if query[4:12] == PLAIN_COUNTS and not query[2] & (QR | OPCODE) and question_end(query) == n \
+                    and query[n - 2:] == _CLASS_IN:
+                entry = self._answers.get(_answer_key(query, n))
                 if entry is not None:
                     # No OPT: the classic 512-byte limit, unless this is TCP.
-                    if n + len(entry.tail) > (MAX_MESSAGE if max_size >= MAX_MESSAGE else MIN_UDP_SIZE):
+                    if n + len(entry.tail) > (MAX_MESSAGE if max_size >= MAX_MESSAGE else MIN_UDP):
                         return self._respond(query, max_size)
-                    flags = entry.flags | (((query[2] << 8) | query[3]) & ECHOED_FLAGS)
+                    flags = entry.flags | ((query[2] << 8 | query[3]) & _ECHOED)
                     return b"".join((query[:2], flags.to_bytes(2, "big"), entry.counts, query[12:], entry.tail))
             return self._respond(query, max_size)
         except Exception:
             _log.exception("DNS query could not be answered")
-            return error_reply(query, SERVFAIL) if len(query) >= 12 and not query[2] & 0x80 else None
+            return _bare_error(query, SERVFAIL)
 
     def _respond(self, data: bytes, max_size: int) -> bytes | Upstream | None:
-        query = parse_query(data)
-        if not isinstance(query, Query):
-            return query
-        if query.qclass not in (CLASS_IN, CLASS_ANY) or query.qtype in (TYPE_AXFR, TYPE_IXFR):
-            return short_reply(query, REFUSED)
-        limit = effective_limit(max_size, query.edns)
-        key = query.key
+        q = parse_query(data)
+        if q is None:
+            return _unreadable(data)
+        if data[6:10] != b"\x00\x00\x00\x00":
+            return _bare_error(data, FORMERR, q.end)  # a query has no answer or authority records
+        if q.edns and q.version:
+            return error_reply(data, q, BADVERS, ra=True)
+        if data[q.end - 2] << 8 | data[q.end - 1] not in (CLASS_IN, CLASS_ANY) or q.qtype in (TYPE_AXFR, TYPE_IXFR):
+            return error_reply(data, q, REFUSED, ra=True)
+        limit = reply_limit(max_size, q.edns)
+        key = _answer_key(data, q.end)
         entry = self._answers.get(key)
         if entry is None:
+            labels = name_labels(q.lname)
             deps: set[Scope] = set()
-            result = self._resolver.resolve(query.labels, query.qtype, deps)
+            result = self._resolver.resolve(labels, q.qtype, deps)
             if isinstance(result, Forward):
-                return _forward(query, limit)
+                return _forward(data, q, limit)
             if isinstance(result, Chase):
-                return self._chase(query, result, limit)
-            entry = self._store(key, query, result, deps)
-        return _render(entry, query, limit)
+                return self._chase(data, q, labels, result, limit)
+            entry = self._store(key, q, labels, result, deps)
+        return _render(entry, data, q, limit)
 
-    def _store(self, key: bytes, query: Query, answer: Answer, deps: set[Scope]) -> _Entry:
-        tail = encode(answer, query.labels, query.qname_end - 12, self._resolver.zone)
+    def _store(self, key: bytes, q: Query, labels: Name, answer: Answer, deps: set[Scope]) -> _Entry:
+        tail = encode(answer, labels, len(q.lname), self._resolver.zone)
         an, ns, ar = len(answer.answer), len(answer.authority), len(answer.additional)
-        entry = _Entry(answer_flags(answer.rcode), _COUNTS.pack(1, an, ns, ar), _COUNTS.pack(1, an, ns, ar + 1),
+        entry = _Entry(answer_flags(answer.rcode), COUNTS.pack(1, an, ns, ar), COUNTS.pack(1, an, ns, ar + 1),
                        tail, tuple(deps))
         if len(self._answers) >= _MAX_ENTRIES:
             self._drop(next(iter(self._answers)))  # oldest first: dicts keep insertion order
@@ -282,72 +319,69 @@ class ClusterZone:
             self._by_scope.setdefault(scope, set()).add(key)
         return entry
 
-    def _chase(self, query: Query, chase: Chase, limit: int) -> Upstream:
-        qtype_class = query.data[query.qname_end:query.qname_end + 2] + _CLASS_IN
-        opt = opt_record(query.edns) if query.edns is not None else b""
-        ask = header(query.data[:2], FLAG_RD, 1, 0, 0, 1 if opt else 0) + encode_name(chase.target) + qtype_class + opt
-        writer = TailWriter(12 + len(query.question), question_seeds(query.labels, self._resolver.zone))
+    def _chase(self, data: bytes, q: Query, labels: Name, chase: Chase, limit: int) -> Upstream:
+        qtype_class = data[q.end - 4:q.end - 2] + _CLASS_IN
+        opt = reply_opt(q)
+        ask = header(data[:2], RD << 8, 1, 0, 0, 1 if opt else 0) + encode_name(chase.target) + qtype_class + opt
+        writer = TailWriter(q.end, question_seeds(labels, self._resolver.zone))
         write_records(writer, chase.chain)
         prefix = bytes(writer.buf)
 
         def finish(reply: bytes | None) -> bytes:
             try:
-                return _finish_chase(query, len(chase.chain), prefix, reply, limit)
+                return _finish_chase(data, q, len(chase.chain), prefix, reply, limit)
             except Exception:
                 _log.exception("upstream reply for an ExternalName could not be used")
-                return short_reply(query, SERVFAIL)
+                return error_reply(data, q, SERVFAIL, ra=True)
 
         return Upstream(query=ask, finish=finish)
 
 
-def _render(entry: _Entry, query: Query, limit: int) -> bytes:
-    opt = opt_record(query.edns) if query.edns is not None else b""
-    question = query.question
-    if 12 + len(question) + len(entry.tail) + len(opt) > limit:
-        return _truncated(query, entry.flags)
-    flags = reply_flags(query.flags, entry.flags).to_bytes(2, "big")
+def _render(entry: _Entry, data: bytes, q: Query, limit: int) -> bytes:
+    opt = reply_opt(q)
+    if q.end + len(entry.tail) + len(opt) > limit:
+        return _truncated(data, q, entry.flags)
+    flags = reply_flags(data, entry.flags).to_bytes(2, "big")
     counts = entry.counts_edns if opt else entry.counts
-    return b"".join((query.data[:2], flags, counts, question, entry.tail, opt))
+    return b"".join((data[:2], flags, counts, data[HEADER_LEN:q.end], entry.tail, opt))
 
 
-def _forward(query: Query, limit: int) -> Upstream:
+def _forward(data: bytes, q: Query, limit: int) -> Upstream:
     def finish(reply: bytes | None) -> bytes:
-        if reply is None or len(reply) < 12 or not reply[2] & 0x80:
-            return short_reply(query, SERVFAIL)
+        if reply is None or len(reply) < HEADER_LEN or not reply[2] & QR:
+            return error_reply(data, q, SERVFAIL, ra=True)
         if len(reply) > limit:
             # Sent over TCP upstream but too big for this client: let it come back over TCP.
-            return _truncated(query, int.from_bytes(reply[2:4], "big"))
-        return query.data[:2] + reply[2:]
+            return _truncated(data, q, int.from_bytes(reply[2:4], "big"))
+        return data[:2] + reply[2:]
 
-    return Upstream(query=query.data, finish=finish)
+    return Upstream(query=data, finish=finish)
 
 
-def _finish_chase(query: Query, chain_len: int, prefix: bytes, reply: bytes | None, limit: int) -> bytes:
-    if reply is None or len(reply) < 12 or not reply[2] & 0x80:
-        return short_reply(query, SERVFAIL)
-    upstream_tc = bool(reply[2] & 0x02)
+def _finish_chase(data: bytes, q: Query, chain_len: int, prefix: bytes, reply: bytes | None, limit: int) -> bytes:
+    if reply is None or len(reply) < HEADER_LEN or not reply[2] & QR:
+        return error_reply(data, q, SERVFAIL, ra=True)
+    upstream_tc = bool(reply[2] & TC)
     try:
         parsed = DNSRecord.parse(reply)
     except Exception:
         if not upstream_tc:
-            return short_reply(query, SERVFAIL)
+            return error_reply(data, q, SERVFAIL, ra=True)
         # A truncated reply may stop mid-record; the CNAME alone, flagged TC, tells the client to retry.
         parsed = None
     rcode = parsed.header.rcode if parsed is not None else NOERROR
     if rcode not in (NOERROR, NXDOMAIN):
-        return short_reply(query, SERVFAIL)
+        return error_reply(data, q, SERVFAIL, ra=True)
     answers = list(parsed.rr) if parsed is not None else []
     authority = list(parsed.auth) if parsed is not None and (rcode == NXDOMAIN or not answers) else []
-    question = query.question
-    buf = DNSBuffer(bytes(12) + question + prefix)
+    buf = DNSBuffer(bytes(HEADER_LEN) + data[HEADER_LEN:q.end] + prefix)
     buf.offset = len(buf.data)  # dnslib's compression offsets must count the bytes already there
     for rr in answers + authority:
         rr.pack(buf)
-    opt = opt_record(query.edns) if query.edns is not None else b""
-    flags = answer_flags(rcode) | (FLAG_TC if upstream_tc else 0)
-    body = bytes(buf.data[12:])
-    if 12 + len(body) + len(opt) > limit:
-        return _truncated(query, flags)
-    head = header(query.data[:2], reply_flags(query.flags, flags), 1, chain_len + len(answers), len(authority),
-                  1 if opt else 0)
+    opt = reply_opt(q)
+    flags = answer_flags(rcode) | (TC << 8 if upstream_tc else 0)
+    body = bytes(buf.data[HEADER_LEN:])
+    if HEADER_LEN + len(body) + len(opt) > limit:
+        return _truncated(data, q, flags)
+    head = header(data[:2], reply_flags(data, flags), 1, chain_len + len(answers), len(authority), 1 if opt else 0)
     return head + body + opt

@@ -2,11 +2,11 @@
 
 The first sync of a `Proxy` (a fresh agent) is a full resync: the table is deleted and
 defined again in the same transaction, so whatever a crashed or older agent left is
-gone. Later syncs are incremental against what this process last wrote: only changed
-chains are flushed and refilled, only changed maps rewritten, and affinity sets that
-still exist are never touched (they hold the kernel's client -> endpoint memory). A
-sync whose rendering equals the last one writes nothing at all. If a transaction
-fails, nft has applied none of it and the next sync is a full one again.
+gone. Later syncs are incremental against what this process last wrote: only the map
+elements of changed service ports are deleted and added, only changed chains flushed and
+refilled, and affinity sets that still exist are never touched (they hold the kernel's
+client -> endpoint memory). A sync whose rendering equals the last one writes nothing at
+all. If a transaction fails, nft has applied none of it and the next sync is a full one again.
 
 Removed UDP endpoints leave conntrack entries that would keep sending a client's
 datagrams to a dead address (UDP has no close); they are deleted with the
@@ -20,7 +20,7 @@ import shutil
 
 from netplane.dataplane.podnet.nsexec import netns_exists, netns_path, run_in
 from netplane.dataplane.podnet.nsexec import nft as run_nft
-from netplane.dataplane.proxy.render import FAMILY, TABLE, Chain, NftSet, Ruleset, UdpFrontend, render_text
+from netplane.dataplane.proxy.render import FAMILY, TABLE, Chain, Fragment, NftSet, Ruleset, UdpFrontend, render_text
 
 log = logging.getLogger(__name__)
 T = f"{FAMILY} {TABLE}"
@@ -43,12 +43,42 @@ def _rules(c: Chain) -> list[str]:
     return [f"add rule {T} {c.name} {r}" for r in c.rules]
 
 
+def changed_fragments(old: Ruleset, new: Ruleset) -> list[tuple[Fragment | None, Fragment | None]]:
+    """(before, after) for every service port whose fragment differs; None where it is absent."""
+    was, now = old.fragments, new.fragments
+    # Identity first: a renderer hands unchanged services' fragments on as they were.
+    out: list[tuple[Fragment | None, Fragment | None]] = [
+        (was.get(token), frag) for token, frag in now.items() if was.get(token) is not frag]
+    out = [(before, after) for before, after in out if before != after]
+    out += [(was[token], None) for token in sorted(was.keys() - now.keys())]
+    return out
+
+
+def _elements(frags: list[Fragment | None]) -> dict[str, dict[str, str]]:
+    """map -> key -> element, over `frags` (whose keys never overlap)."""
+    out: dict[str, dict[str, str]] = {}
+    for f in frags:
+        for name, elements in f.elements if f is not None else ():
+            keyed = out.setdefault(name, {})
+            for e in elements:
+                keyed[e.split(" : ", 1)[0]] = e
+    return out
+
+
 def incremental_transaction(old: Ruleset, new: Ruleset) -> str:
     """Commands turning `old` (what the kernel has) into `new`; empty when they are equal.
-    Order matters inside the transaction: objects are created before anything refers to
-    them, and references (map elements, rules) are gone before their targets are deleted."""
-    old_sets, new_sets = {s.name: s for s in old.sets}, {s.name: s for s in new.sets}
-    old_chains, new_chains = {c.name: c for c in old.chains}, {c.name: c for c in new.chains}
+
+    The cost follows the change: the fixed part is compared as a whole (it is small), service
+    ports only where their fragments differ, and those by map element. Order matters inside the
+    transaction: objects are created before anything refers to them, and references (map elements,
+    rules) are gone before their targets are deleted."""
+    changed = changed_fragments(old, new)
+    before, after = [b for b, _ in changed], [a for _, a in changed]
+    old_sets = {s.name: s for s in (*old.base_sets, *(s for f in before if f for s in f.sets))}
+    new_sets = {s.name: s for s in (*new.base_sets, *(s for f in after if f for s in f.sets))}
+    old_chains = {c.name: c for c in (*old.base_chains, *(c for f in before if f for c in f.chains))}
+    new_chains = {c.name: c for c in (*new.base_chains, *(c for f in after if f for c in f.chains))}
+    old_elements, new_elements = _elements(before), _elements(after)
     cmds: list[str] = []
     for name, s in new_sets.items():
         prev = old_sets.get(name)
@@ -61,6 +91,11 @@ def incremental_transaction(old: Ruleset, new: Ruleset) -> str:
             cmds.append(f"add chain {T} {name}" + (f" {{ {c.base} }}" if c.base else ""))
         elif old_chains[name].base != c.base:
             raise ProxyApplyError(f"base chain {name} changed; needs a full sync")
+    for name, elements in old_elements.items():
+        fresh = new_elements.get(name, {})
+        gone = [k for k, e in elements.items() if fresh.get(k) != e]
+        if gone:
+            cmds.append(f"delete element {T} {name} {{ {', '.join(gone)} }}")
     for name, s in new_sets.items():
         prev = old_sets.get(name)
         if not s.dynamic and (prev is None or prev.elements != s.elements):
@@ -73,6 +108,11 @@ def incremental_transaction(old: Ruleset, new: Ruleset) -> str:
             if prev_chain is not None:
                 cmds.append(f"flush chain {T} {name}")
             cmds += _rules(c)
+    for name, elements in new_elements.items():
+        known = old_elements.get(name, {})
+        added = [e for k, e in elements.items() if known.get(k) != e]
+        if added:
+            cmds.append(f"add element {T} {name} {{ {', '.join(added)} }}")
     gone = [n for n in old_chains if n not in new_chains]
     cmds += [f"flush chain {T} {n}" for n in gone]
     cmds += [f"delete chain {T} {n}" for n in gone]
@@ -80,24 +120,31 @@ def incremental_transaction(old: Ruleset, new: Ruleset) -> str:
     return "".join(f"{c}\n" for c in cmds)
 
 
+def _frontend_order(u: UdpFrontend) -> tuple[str, int]:
+    return str(u.address), u.port
+
+
 def stale_udp_flows(old: Ruleset | None, new: Ruleset) -> list[list[str]]:
     """`conntrack -D` argument lists: flows DNATed to endpoints a frontend no longer uses, and,
     for frontends that had no endpoints before, flows that were set up without NAT (rejected
     datagrams still leave an entry that would bypass the new DNAT)."""
-    before = {(f.address, f.port): f for f in (old.udp_frontends if old else ())}
+    if old is None:
+        return []
+    changed = changed_fragments(old, new)
+    before = {(u.address, u.port): u for f, _ in changed if f is not None for u in f.udp}
     out: list[list[str]] = []
-    for f in new.udp_frontends:
-        dst = ["--orig-dst", str(f.address)] if f.address is not None else []
-        prev = before.pop((f.address, f.port), None)
+    for u in sorted((u for _, f in changed if f is not None for u in f.udp), key=_frontend_order):
+        dst = ["--orig-dst", str(u.address)] if u.address is not None else []
+        prev = before.pop((u.address, u.port), None)
         had = prev.endpoints if prev is not None else frozenset()
-        if old is not None and f.endpoints and not had:
-            out.append(["-p", "udp", *dst, "--orig-port-dst", str(f.port)])
-        for ip, _ in sorted(had - f.endpoints):
-            out.append(["-p", "udp", *dst, "--orig-port-dst", str(f.port), "--dst-nat", str(ip)])
-    for f in before.values():  # the frontend itself is gone
-        dst = ["--orig-dst", str(f.address)] if f.address is not None else []
-        out += [["-p", "udp", *dst, "--orig-port-dst", str(f.port), "--dst-nat", str(ip)]
-                for ip, _ in sorted(f.endpoints)]
+        if u.endpoints and not had:
+            out.append(["-p", "udp", *dst, "--orig-port-dst", str(u.port)])
+        for ip, _ in sorted(had - u.endpoints):
+            out.append(["-p", "udp", *dst, "--orig-port-dst", str(u.port), "--dst-nat", str(ip)])
+    for u in sorted(before.values(), key=_frontend_order):  # the frontend itself is gone
+        dst = ["--orig-dst", str(u.address)] if u.address is not None else []
+        out += [["-p", "udp", *dst, "--orig-port-dst", str(u.port), "--dst-nat", str(ip)]
+                for ip, _ in sorted(u.endpoints)]
     return out
 
 

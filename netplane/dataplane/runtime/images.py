@@ -26,6 +26,7 @@ SUPPORTED = (
     "python:* (this machine's Python interpreter)",
     "netplane/coredns and */coredns (netplane's cluster DNS server)",
     "netplane/node-cache and */k8s-dns-node-cache (netplane's node-local DNS cache)",
+    "netplane/ingress-nginx and */ingress-nginx/controller* (an ingress-nginx instance on netplane's gateway engine)",
 )
 
 
@@ -107,6 +108,19 @@ def _dns_recipe(name: str, upstream_image: str, command: str) -> _Recipe:
     )
 
 
+def _ingress_nginx_recipe() -> _Recipe:
+    """The gateway engine stands in for the ingress-nginx controller image: the args are netplane's
+    (`--class`, `--instance`), as the IngressNginx controller lays them out, not the controller's flags."""
+    return _Recipe(
+        name="ingress-nginx",
+        matches=lambda repo: repo == "netplane/ingress-nginx" or "/ingress-nginx/controller" in f"/{repo}",
+        requires="nginx",
+        launcher=lambda: [],
+        entrypoint=lambda ports: [sys.executable, "-m", "netplane.dataplane.ingress"],
+        cmd=[],
+    )
+
+
 _RECIPES: tuple[_Recipe, ...] = (
     _Recipe(
         name="nginx",
@@ -135,6 +149,7 @@ _RECIPES: tuple[_Recipe, ...] = (
     ),
     _dns_recipe("coredns", "coredns", "serve"),
     _dns_recipe("node-cache", "k8s-dns-node-cache", "cache"),
+    _ingress_nginx_recipe(),
     _Recipe(
         name="python",
         matches=lambda repo: repo == "python",

@@ -20,10 +20,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import fcntl
 import json
 import os
 import signal
 import sys
+import termios
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,11 +37,94 @@ from netplane.dataplane.runtime.spec import CONTROL_DIR, STATUS_FILE, ContainerS
 
 LOG_DIR = "logs"
 STAGING_DIR = "rootfs"
+STDIN_DIR = "stdin"
 
 
 def log_path(pod_dir: Path, container: str, restart_count: int) -> Path:
     """The kubelet's layout: one file per container start, named by restart count."""
     return pod_dir / LOG_DIR / container / f"{restart_count}.log"
+
+
+def stdin_path(pod_dir: Path, container: str) -> Path:
+    """The fifo `kubectl attach -i` writes a container's input into (the streams record points at it)."""
+    return pod_dir / STDIN_DIR / container
+
+
+class StdinRelay:
+    """Copies what attached clients write into a container's fifo to its stdin (a pipe or the pty's master).
+
+    The shim holds the fifo's read end, so a client can open it whenever the container runs, and the
+    container's own stdin never sees the fifo: nobody attached is not an end of input. When the last
+    client detaches the fifo reads EOF: with stdinOnce the container's stdin is closed (a pipe's
+    reader sees EOF), otherwise the fifo is opened again for the next client. Input is not read from
+    the fifo while the container does not take it, so a client's writes wait instead of the shim.
+    """
+
+    def __init__(self, fifo: Path, target: int, once: bool) -> None:
+        fifo.parent.mkdir(exist_ok=True)
+        if not fifo.exists():
+            os.mkfifo(fifo, 0o600)
+        self.fifo, self.target, self.once = fifo, target, once
+        self.loop = asyncio.get_running_loop()
+        self.pending = b""
+        os.set_blocking(target, False)
+        self.fd: int | None = None
+        self._open()
+
+    def _open(self) -> None:
+        self.fd = os.open(self.fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        self.loop.add_reader(self.fd, self._readable)
+
+    def _close_fifo(self) -> None:
+        if self.fd is not None:
+            self.loop.remove_reader(self.fd)
+            os.close(self.fd)
+            self.fd = None
+
+    def _readable(self) -> None:
+        assert self.fd is not None
+        try:
+            data = os.read(self.fd, 65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if data:
+            self.pending = data
+            self._flush()
+            return
+        self._close_fifo()
+        if self.once:
+            self.close()
+        else:
+            self._open()
+
+    def _flush(self) -> None:
+        while self.pending and self.target >= 0:
+            try:
+                written = os.write(self.target, self.pending)
+            except BlockingIOError:
+                if self.fd is not None:
+                    self.loop.remove_reader(self.fd)
+                self.loop.add_writer(self.target, self._writable)
+                return
+            except OSError:
+                self.pending = b""  # the container is gone; its input with it
+                return
+            self.pending = self.pending[written:]
+
+    def _writable(self) -> None:
+        self.loop.remove_writer(self.target)
+        self._flush()
+        if not self.pending and self.fd is not None:
+            self.loop.add_reader(self.fd, self._readable)
+
+    def close(self) -> None:
+        self._close_fifo()
+        if self.target >= 0:
+            self.loop.remove_writer(self.target)
+            os.close(self.target)
+            self.target = -1
 
 
 def exit_code(wait_status: int) -> int:
@@ -82,7 +167,8 @@ class Run:
         return {"name": self.spec.name, "image": self.spec.image, "state": self.state, "lastState": self.last_state,
                 "restartCount": self.restart_count, "started": "running" in self.state,
                 "ready": "running" in self.state, "pid": self.pid,
-                "logPath": str(log_path(pod_dir, self.spec.name, self.restart_count))}
+                "logPath": str(log_path(pod_dir, self.spec.name, self.restart_count)),
+                "stdin": str(stdin_path(pod_dir, self.spec.name)) if self.spec.stdin else "", "tty": self.spec.tty}
 
 
 class Shim:
@@ -181,7 +267,7 @@ class Shim:
 
         asyncio.get_running_loop().call_later(grace, force)
 
-    def _child(self, run: Run, out_w: int, err_w: int, report_w: int) -> None:
+    def _child(self, run: Run, stdio: tuple[int, int, int], report_w: int) -> None:
         """In the forked child: enter the pod, mount volumes, exec. Never returns."""
         try:
             signal.set_wakeup_fd(-1)  # the shim's event loop must not hear the child's signals
@@ -211,10 +297,10 @@ class Shim:
             # Last, since the steps above need CAP_SYS_ADMIN: without it a container can
             # neither unmount what hides the data directory nor leave its namespaces.
             linux.limit_capabilities(set(run.spec.capabilities))
-            devnull = os.open("/dev/null", os.O_RDONLY)
-            os.dup2(devnull, 0)
-            os.dup2(out_w, 1)
-            os.dup2(err_w, 2)
+            for target, fd in enumerate(stdio):
+                os.dup2(fd, target)
+            if run.spec.tty:
+                fcntl.ioctl(0, termios.TIOCSCTTY, 0)  # the pty is the container's controlling terminal
             os.execvpe(run.spec.argv[0], run.spec.argv, run.spec.env)
         except BaseException as e:
             with contextlib.suppress(OSError):
@@ -226,23 +312,49 @@ class Shim:
         path = log_path(self.pod_dir, run.spec.name, run.restart_count)
         path.parent.mkdir(parents=True, exist_ok=True)
         log_fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
-        out_r, out_w = os.pipe()
-        err_r, err_w = os.pipe()
+        stdio, outputs, stdin_target = self._stdio(run)
         report_r, report_w = os.pipe()
         oom_before = self.cgroup.oom_kills()
         started = time.time()
         pid = os.fork()
         if pid == 0:
-            self._child(run, out_w, err_w, report_w)
+            self._child(run, stdio, report_w)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[int] = loop.create_future()
         if pid in self.unclaimed:
             future.set_result(self.unclaimed.pop(pid))
         else:
             self.exits[pid] = future
-        for fd in (out_w, err_w, report_w):
+        for fd in {*stdio, report_w}:
             os.close(fd)
-        self._attach_log(log_fd, out_r, err_r)
+        self._attach_log(log_fd, outputs)
+        relay = StdinRelay(stdin_path(self.pod_dir, run.spec.name), stdin_target, run.spec.stdin_once) \
+            if stdin_target is not None else None
+        try:
+            return await self._run_instance(run, pid, future, report_r, oom_before, started)
+        finally:
+            if relay is not None:
+                relay.close()
+
+    def _stdio(self, run: Run) -> tuple[tuple[int, int, int], dict[int, str], int | None]:
+        """The child's fds 0-2, the shim's ends that feed the log (fd → stream), and where its input goes.
+
+        A TTY is one pty for all three, its output logged as stdout (the kubelet's way); without
+        `stdin` the container reads /dev/null.
+        """
+        if run.spec.tty:
+            master, slave = os.openpty()
+            return (slave, slave, slave), {master: "stdout"}, os.dup(master)
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        outputs = {out_r: "stdout", err_r: "stderr"}
+        if run.spec.stdin:
+            in_r, in_w = os.pipe()
+            return (in_r, out_w, err_w), outputs, in_w
+        return (os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC), out_w, err_w), outputs, None
+
+    async def _run_instance(self, run: Run, pid: int, future: asyncio.Future[int], report_r: int, oom_before: int,
+                            started: float) -> tuple[int, str, str]:
         # EOF as soon as the child execs (the pipe is close-on-exec), or its error report.
         report = await _read_async(report_r)
         if report:
@@ -270,15 +382,16 @@ class Shim:
         self.write_status()
         return code, reason, ""
 
-    def _attach_log(self, log_fd: int, out_r: int, err_r: int) -> None:
-        """Copies the two pipes into the log file until both are closed.
+    def _attach_log(self, log_fd: int, outputs: dict[int, str]) -> None:
+        """Copies the output pipes (or the pty's master) into the log file until all are closed.
 
-        The pipes may outlive the container's main process (a background child still
-        writing), so they are read to EOF independently of the exit.
+        They may outlive the container's main process (a background child still
+        writing), so they are read to EOF independently of the exit. A pty's master reads
+        EIO, not EOF, once no process holds the terminal: an end too.
         """
         loop = asyncio.get_running_loop()
-        open_fds = {out_r, err_r}
-        streams = {out_r: criolog.StreamLog(log_fd, "stdout"), err_r: criolog.StreamLog(log_fd, "stderr")}
+        open_fds = set(outputs)
+        streams = {fd: criolog.StreamLog(log_fd, stream) for fd, stream in outputs.items()}
 
         def readable(fd: int) -> None:
             try:
@@ -295,7 +408,7 @@ class Shim:
             if not open_fds:
                 os.close(log_fd)
 
-        for fd in (out_r, err_r):
+        for fd in outputs:
             os.set_blocking(fd, False)
             loop.add_reader(fd, readable, fd)
 

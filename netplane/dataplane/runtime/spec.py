@@ -51,6 +51,9 @@ class ContainerSpec:
     cpu_request_milli: int | None = None
     cpu_limit_milli: int | None = None
     capabilities: list[str] = field(default_factory=lambda: list(DEFAULT_CAPABILITIES))
+    stdin: bool = False  # an open stdin that `kubectl attach -i` writes into (else /dev/null)
+    stdin_once: bool = False  # closed for good when the first attached client detaches
+    tty: bool = False  # a pseudo-terminal for stdin, stdout and stderr
 
 
 @dataclass
@@ -188,6 +191,7 @@ def _container(pod: dict[str, Any], c: dict[str, Any], volume_dirs: dict[str, st
         cpu_request_milli=round(quantity(cpu_request) * 1000) if cpu_request is not None else None,
         cpu_limit_milli=round(quantity(limits["cpu"]) * 1000) if "cpu" in limits else None,
         capabilities=capabilities,
+        stdin=bool(c.get("stdin")), stdin_once=bool(c.get("stdinOnce")), tty=bool(c.get("tty")),
     )
 
 

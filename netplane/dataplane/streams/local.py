@@ -187,7 +187,8 @@ class AttachSession:
                 await _write_fd(self.stdin_fd, data)
 
     async def close_stdin(self) -> None:
-        # The container's stdin stays open for the next attach (stdinOnce is not modelled yet).
+        # The shim sees the fifo's writer go: a stdinOnce container's input ends, another's waits for the
+        # next attach.
         if self.stdin_fd is not None:
             os.close(self.stdin_fd)
             self.stdin_fd = None

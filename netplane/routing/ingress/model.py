@@ -7,6 +7,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from netplane.api.validation.access import as_dict, as_list, as_str
 from netplane.routing.ir import WildcardMode
 from netplane.routing.precedence import CATCH_ALL, host_matches
 
@@ -15,16 +16,6 @@ DEFAULT_CLASS_ANNOTATION = "ingressclass.kubernetes.io/is-default-class"
 CANARY_ANNOTATION = "nginx.ingress.kubernetes.io/canary"
 
 
-def as_dict(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def as_list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def as_str(value: Any) -> str:
-    return value if isinstance(value, str) else ""
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from netplane.routing.ingress.model import as_dict, as_str
+from netplane.api.validation.access import as_dict, as_str
 from netplane.routing.ir import Certificate
 
 

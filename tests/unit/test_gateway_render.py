@@ -1,0 +1,254 @@
+"""IR → gateway engine documents (netplane/dataplane/gateway/render.py) and the instance's document sync."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from netplane.dataplane.gateway.config import Listener as EngineListener
+from netplane.dataplane.gateway.engine import BACKENDS, CERTIFICATES, VHOSTS, ControlError
+from netplane.dataplane.gateway.render import Unenforced, render
+from netplane.dataplane.ingress.instance import DocumentSync, unenforced_message
+from netplane.routing import ir
+from netplane.routing.ingress.translate import IngressInputs, translate
+
+SERVICE = {"metadata": {"name": "nginx-service", "namespace": "k-1"},
+           "spec": {"ports": [{"name": "http", "port": 80, "targetPort": 8080}]}}
+SLICE = {"addressType": "IPv4", "metadata": {"name": "nginx-service-a", "namespace": "k-1",
+                      "labels": {"kubernetes.io/service-name": "nginx-service"}},
+         "ports": [{"name": "http", "port": 8080}],
+         "endpoints": [{"addresses": ["10.16.0.5"], "conditions": {"ready": True}}]}
+
+
+def ingress(name: str = "nginx-ingress", annotations: dict[str, str] | None = None, host: str = "demo.local",
+            path: str = "/", path_type: str = "Prefix") -> dict[str, Any]:
+    return {"metadata": {"name": name, "namespace": "k-1", "creationTimestamp": "2026-01-01T00:00:00Z",
+                         "annotations": annotations or {}},
+            "spec": {"ingressClassName": "nginx", "rules": [{"host": host, "http": {"paths": [
+                {"path": path, "pathType": path_type,
+                 "backend": {"service": {"name": "nginx-service", "port": {"number": 80}}}}]}}]}}
+
+
+def rendered(*ingresses: dict[str, Any]):  # type: ignore[no-untyped-def]
+    translation = translate(IngressInputs(ingresses=list(ingresses), services=[SERVICE], endpoint_slices=[SLICE]))
+    return render(translation.config)
+
+
+def route(config: ir.Route | None = None, **kw: Any) -> ir.Route:
+    base = dict(provenance=ir.Provenance("Ingress", "k-1", "r"), match=ir.MATCH_ALL, action=ir.Forward("g"))
+    return ir.Route(**{**base, **kw})
+
+
+def config_of(*routes: ir.Route, group: ir.BackendGroup | None = None) -> ir.RoutingConfig:
+    group = group or ir.BackendGroup("g", (ir.Backend("k-1/s:80", endpoints=(ir.Endpoint("10.0.0.1", 80),)),))
+    return ir.RoutingConfig(
+        listeners=(ir.Listener("http", 80, ir.Protocol.HTTP,
+                               virtual_hosts=(ir.VirtualHost(("a.example",), routes),)),),
+        backend_groups=(group,))
+
+
+def test_the_guide_ingress_maps_onto_the_engine_format() -> None:
+    out = rendered(ingress(annotations={"nginx.ingress.kubernetes.io/rewrite-target": "/"}))
+    assert out.listeners == (EngineListener(80), EngineListener(443, tls=True))
+    assert set(out.vhosts) == {"http:80/demo.local", "https:443/demo.local"}
+    doc = out.vhosts["http:80/demo.local"]
+    assert doc["ports"] == [80] and doc["hostnames"] == ["demo.local"] and doc["wildcard"] == "one-label"
+    [r] = doc["routes"]
+    assert r["id"] == "ingress/k-1/nginx-ingress/0/0"
+    assert r["match"] == {"path": {"type": "prefix", "value": "/"}}
+    assert r["filters"] == [{"type": "rewrite", "path": {"type": "regex", "pattern": "^/", "replacement": "/",
+                                                         "ignore_case": True, "whole": True}}]
+    assert r["backend"] == {"policy": {"type": "round_robin"},
+                            "backends": [{"name": "k-1/nginx-service:80|k-1/nginx-service:80", "weight": 1}]}
+    assert r["retries"] == 2 and r["timeouts"] == {"connect_ms": 5000, "send_ms": 60000, "read_ms": 60000}
+    assert out.backends == {"k-1/nginx-service:80|k-1/nginx-service:80":
+                            {"endpoints": [{"address": "10.16.0.5", "port": 8080}]}}
+    assert out.unenforced == ()
+    assert [(s.kind, s.name) for s in out.vhost_sources["http:80/demo.local"]] == [("Ingress", "nginx-ingress")]
+
+
+def test_snippet_headers_and_exact_paths() -> None:
+    out = rendered(ingress(annotations={"nginx.ingress.kubernetes.io/configuration-snippet":
+                                        'more_set_headers "X-Route: exact";'}, path="/x", path_type="Exact"))
+    [r, *_] = out.vhosts["http:80/demo.local"]["routes"]
+    assert r["match"] == {"path": {"type": "exact", "value": "/x"}}
+    assert {"type": "response_headers", "set": [{"name": "X-Route", "value": "exact"}], "add": [],
+            "remove": []} in r["filters"]
+
+
+@pytest.mark.parametrize(("annotations", "feature"), [
+    ({"nginx.ingress.kubernetes.io/enable-cors": "true"}, "cors"),
+    ({"nginx.ingress.kubernetes.io/limit-rps": "5"}, "rate-limit"),
+    ({"nginx.ingress.kubernetes.io/limit-rate": "100"}, "response-rate-limit"),
+    ({"nginx.ingress.kubernetes.io/enable-modsecurity": "true"}, "waf"),
+    ({"nginx.ingress.kubernetes.io/allowlist-source-range": "10.0.0.0/8"}, "source-ip-access"),
+    ({"nginx.ingress.kubernetes.io/backend-protocol": "HTTPS"}, "backend-protocol"),
+    ({"nginx.ingress.kubernetes.io/proxy-body-size": "8m"}, "body-size"),
+    ({"nginx.ingress.kubernetes.io/upstream-hash-by": "$request_uri"}, "hash-key"),
+])
+def test_features_the_engine_lacks_are_reported_not_dropped(annotations: dict[str, str], feature: str) -> None:
+    out = rendered(ingress(annotations=annotations))
+    assert feature in {u.feature for u in out.unenforced}, out.unenforced
+    item = next(u for u in out.unenforced if u.feature == feature)
+    assert (item.kind, item.namespace, item.name) == ("Ingress", "k-1", "nginx-ingress")
+    assert "not enforced yet" in unenforced_message(item)
+    assert out.vhosts["http:80/demo.local"]["routes"], "the route itself still serves"
+
+
+def test_canary_is_reported_and_the_main_group_serves() -> None:
+    canary = ingress("canary", {"nginx.ingress.kubernetes.io/canary": "true",
+                                "nginx.ingress.kubernetes.io/canary-weight": "50"})
+    out = rendered(ingress(), canary)
+    assert any(u.feature == "canary" and u.name == "nginx-ingress" for u in out.unenforced), out.unenforced
+    [r] = out.vhosts["http:80/demo.local"]["routes"]
+    assert [b["name"] for b in r["backend"]["backends"]] == ["k-1/nginx-service:80|k-1/nginx-service:80"]
+
+
+def test_balancing_policies() -> None:
+    def policy(balancing: ir.Balancing) -> Any:
+        group = ir.BackendGroup("g", (ir.Backend("b"),), balancing)
+        return render(config_of(route(), group=group)).vhosts["http:80/a.example"]["routes"][0]["backend"]["policy"]
+
+    assert policy(ir.ConsistentHash(ir.Template.of(ir.VarKind.SOURCE_IP))) == {"type": "source_ip"}
+    assert policy(ir.ConsistentHash(ir.Template.of(ir.VarKind.HEADER, "X-User"))) == {
+        "type": "hash", "source": "header", "name": "X-User"}
+    cookie = ir.CookieAffinity(ir.SessionCookie(name="S", path="/a", max_age_s=60, secure=False,
+                                                same_site=ir.SameSite.LAX))
+    assert policy(cookie) == {"type": "cookie", "cookie": {"name": "S", "path": "/a", "http_only": True,
+                                                           "secure": False, "max_age": 60, "same_site": "Lax"}}
+
+
+def test_match_trees_become_alternatives() -> None:
+    match = ir.And((ir.PathMatch(ir.PathKind.PREFIX, "/a"),
+                    ir.Or((ir.HeaderMatch("X-A", value="1"), ir.Not(ir.CookieMatch("c", ir.StringMatchKind.PRESENT)))),
+                    ir.MethodMatch(("GET", "POST")), ir.MethodMatch(("GET",))))
+    doc = render(config_of(route(match=match))).vhosts["http:80/a.example"]["routes"][0]
+    assert doc["matches"] == [
+        {"path": {"type": "prefix", "value": "/a"}, "methods": ["GET"],
+         "headers": [{"name": "X-A", "type": "exact", "value": "1", "invert": False}]},
+        {"path": {"type": "prefix", "value": "/a"}, "methods": ["GET"],
+         "cookies": [{"name": "c", "type": "present", "invert": True}]},
+    ]
+    insensitive = ir.And((ir.PathMatch(ir.PathKind.EXACT, "/A.b", ignore_case=True),
+                          ir.HeaderMatch("X", ir.StringMatchKind.PREFIX, "v.", ignore_case=True)))
+    doc = render(config_of(route(match=insensitive))).vhosts["http:80/a.example"]["routes"][0]
+    assert doc["match"] == {"path": {"type": "regex", "value": r"^/A\.b$", "ignore_case": True},
+                            "headers": [{"name": "X", "type": "regex", "value": r"(?i)^v\.", "invert": False}]}
+
+
+def test_inexpressible_matches_are_reported_and_left_out() -> None:
+    out = render(config_of(route(match=ir.Not(ir.PathMatch(ir.PathKind.PREFIX, "/a")))))
+    assert out.vhosts["http:80/a.example"]["routes"] == []
+    assert [u.feature for u in out.unenforced] == ["match"]
+
+
+def test_actions_and_filters() -> None:
+    redirect = ir.Redirect(308, scheme="https", strip_trailing_slash=True)
+    direct = ir.DirectResponse(503, "bad annotations")
+    templated = ir.RequestHeaders(set=(ir.HeaderOp("X-T", ir.Template.of(ir.VarKind.MSEC)),
+                                       ir.HeaderOp("X-L", ir.Template.literal("1"))))
+    out = render(config_of(route(action=redirect), route(action=direct, filters=(templated, ir.Hsts(60)))))
+    r1, r2 = out.vhosts["http:80/a.example"]["routes"]
+    assert r1["filters"] == [{"type": "redirect", "status": 308, "scheme": "https", "strip_trailing_slash": True}]
+    assert "backend" not in r1
+    assert r2["filters"] == [{"type": "request_headers", "set": [{"name": "X-L", "value": "1"}], "add": [],
+                              "remove": []}, {"type": "direct_response", "status": 503, "body": "bad annotations"}]
+    assert {u.feature for u in out.unenforced} == {"header-template", "hsts"}
+
+
+def test_tls_certificates_and_l4() -> None:
+    cert = ir.Certificate("k-1/tls", "k-1", "tls", "CERT", "KEY")
+    default = ir.Certificate("k-1/default", "k-1", "default", "DCERT", "DKEY")
+    passthrough = ir.L4Route(ir.Provenance("Ingress", "k-1", "pass"), "g", ("p.example",))
+    config = ir.RoutingConfig(
+        listeners=(ir.Listener("https", 443, ir.Protocol.HTTPS, tls=ir.ListenerTLS("k-1/default"),
+                               virtual_hosts=(ir.VirtualHost(("a.example",), (route(),), certificate="k-1/tls"),),
+                               l4_routes=(passthrough,)),
+                   ir.Listener("tcp", 9000, ir.Protocol.TCP, l4_routes=(passthrough,))),
+        backend_groups=(ir.BackendGroup("g"),), certificates=(cert, default))
+    out = render(config)
+    assert out.listeners == (EngineListener(443, tls=True),)
+    assert out.certificates == {"k-1/tls": {"hostnames": ["a.example"], "certificate": "CERT", "key": "KEY"},
+                                "k-1/default": {"hostnames": ["*"], "certificate": "DCERT", "key": "DKEY"}}
+    assert {u.feature for u in out.unenforced} == {"ssl-passthrough", "l4"}
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.dictionaries(st.sampled_from([
+    "nginx.ingress.kubernetes.io/enable-cors", "nginx.ingress.kubernetes.io/limit-rps",
+    "nginx.ingress.kubernetes.io/rewrite-target", "nginx.ingress.kubernetes.io/use-regex",
+    "nginx.ingress.kubernetes.io/canary", "nginx.ingress.kubernetes.io/affinity",
+    "nginx.ingress.kubernetes.io/configuration-snippet", "nginx.ingress.kubernetes.io/ssl-redirect",
+    "nginx.ingress.kubernetes.io/proxy-body-size"]), st.text(max_size=20), max_size=4),
+    st.sampled_from(["Prefix", "Exact", "ImplementationSpecific"]), st.text(max_size=12))
+def test_rendering_never_raises(annotations: dict[str, str], path_type: str, path: str) -> None:
+    out = rendered(ingress(annotations=annotations, path="/" + path, path_type=path_type))
+    for doc in out.vhosts.values():
+        assert doc["ports"] and doc["hostnames"]
+
+
+class FakeEngine:
+    def __init__(self) -> None:
+        self.reloads = 0
+        self.listeners: tuple[EngineListener, ...] = ()
+        self.calls: list[tuple[str, str, str]] = []
+        self.refuse: set[str] = set()
+
+    def set_listeners(self, listeners: Iterable[EngineListener]) -> bool:
+        wanted = tuple(listeners)
+        changed, self.listeners = wanted != self.listeners, wanted
+        return changed
+
+    def put(self, kind: str, name: str, doc: Mapping[str, Any] | bytes) -> int:
+        if name in self.refuse:
+            raise ControlError(400, "refused")
+        self.calls.append(("PUT", kind, name))
+        return len(self.calls)
+
+    def delete(self, kind: str, name: str) -> int:
+        self.calls.append(("DELETE", kind, name))
+        return len(self.calls)
+
+    def put_certificate(self, name: str, hostnames: Iterable[str], cert_pem: str, key_pem: str) -> int:
+        return self.put(CERTIFICATES, name, {})
+
+
+def test_document_sync_pushes_only_what_changed() -> None:
+    engine = FakeEngine()
+    sync = DocumentSync(engine)
+    first = sync.apply(rendered(ingress()))
+    assert first.reloaded and first.pushed == {BACKENDS: 1, VHOSTS: 2}
+    assert [c[1] for c in engine.calls] == [BACKENDS, VHOSTS, VHOSTS], "backends before the routes naming them"
+    engine.calls.clear()
+    assert sync.apply(rendered(ingress())).pushed == {} and engine.calls == []
+    # An endpoint change rewrites the one backend document and nothing else, without a reload.
+    moved = {**SLICE, "endpoints": [{"addresses": ["10.16.0.9"], "conditions": {"ready": True}}]}
+    translation = translate(IngressInputs(ingresses=[ingress()], services=[SERVICE], endpoint_slices=[moved]))
+    again = sync.apply(render(translation.config))
+    assert not again.reloaded and engine.calls == [("PUT", BACKENDS, "k-1/nginx-service:80|k-1/nginx-service:80")]
+    engine.calls.clear()
+    gone = sync.apply(rendered())
+    assert engine.calls[:2] == [("DELETE", VHOSTS, "http:80/demo.local"), ("DELETE", VHOSTS, "https:443/demo.local")]
+    assert engine.calls[2] == ("DELETE", BACKENDS, "k-1/nginx-service:80|k-1/nginx-service:80")
+    assert gone.pushed == {VHOSTS: 2, BACKENDS: 1}
+
+
+def test_document_sync_keeps_refused_documents_for_the_next_try() -> None:
+    engine = FakeEngine()
+    engine.refuse.add("http:80/demo.local")
+    sync = DocumentSync(engine)
+    result = sync.apply(rendered(ingress()))
+    assert [(r.kind, r.name) for r in result.refusals] == [(VHOSTS, "http:80/demo.local")]
+    engine.refuse.clear()
+    engine.calls.clear()
+    sync.apply(rendered(ingress()))
+    assert engine.calls == [("PUT", VHOSTS, "http:80/demo.local")]
+
+
+def test_unenforced_messages_name_the_annotation() -> None:
+    message = unenforced_message(Unenforced("Ingress", "k-1", "x", "cors"))
+    assert "enable-cors" in message and "not enforced yet" in message
