@@ -46,8 +46,10 @@ def cluster() -> Iterator[Cluster]:
 
 def _ready_nodes(cluster: Cluster) -> list[str]:
     nodes = cluster.json("get", "nodes")["items"]
+    # A node just registered has no status yet: its agent writes it right after creating the Node.
     return sorted(n["metadata"]["name"] for n in nodes
-                  if any(c["type"] == "Ready" and c["status"] == "True" for c in n["status"].get("conditions", [])))
+                  if any(c["type"] == "Ready" and c["status"] == "True"
+                         for c in (n.get("status") or {}).get("conditions", [])))
 
 
 def test_nodes_register_with_their_fabric_address(cluster: Cluster) -> None:
