@@ -279,8 +279,10 @@ def test_restarted_cluster_brings_pods_back_with_their_addresses(cluster: Cluste
         sorted((p["metadata"]["name"], p["status"]["podIP"]) for p in second)
     cluster.kubectl("-n", ns, "run", "client", "--image=busybox:1.36", "--restart=Never", "--", "sleep", "3600")
     wait_until("client Running", lambda: running_pods(cluster, ns, "run=client", 1), timeout=60)
-    page = cluster.kubectl("-n", ns, "exec", "client", "--", "wget", "-qO-",
-                           f"http://{second[0]['status']['podIP']}").stdout
+    # Running is not listening: nginx binds its port a moment after it starts (no readiness probe here).
+    page = wait_until("nginx answering at its old address", lambda: cluster.kubectl(
+        "-n", ns, "exec", "client", "--", "wget", "-qO-", f"http://{second[0]['status']['podIP']}",
+        check=False).stdout, timeout=30)
     assert "Welcome to nginx!" in page
 
 
