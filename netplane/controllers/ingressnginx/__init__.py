@@ -9,11 +9,9 @@ from typing import Any
 
 from netplane.controllers.ingressnginx import manifests
 from netplane.controllers.kube.client import Client
-from netplane.controllers.kube.errors import ApiError
 from netplane.controllers.kube.resources import Resource
-from netplane.controllers.runtime.conditions import set_condition
 from netplane.controllers.runtime.controller import Result
-from netplane.controllers.runtime.ensure import ensure, remove
+from netplane.controllers.runtime.ensure import ensure, remove, write_ready_status
 from netplane.controllers.runtime.informer import Informer
 from netplane.controllers.runtime.manager import Manager
 from netplane.controllers.workloads.kinds import DAEMONSETS, DEPLOYMENTS
@@ -64,21 +62,11 @@ class Instances:
         return await self._report(instance, ready_replicas(stored))
 
     async def _report(self, instance: Obj, ready: int) -> Result:
-        status = dict(instance.get("status") or {})
-        conditions = [dict(c) for c in status.get("conditions") or []]
-        changed = set_condition(conditions, "Ready", "True" if ready else "False",
-                                "Available" if ready else "Deploying",
-                                f"{ready} controller pod(s) ready", instance["metadata"].get("generation"))
-        wanted = {**status, "phase": "Running" if ready else "Deploying", "readyReplicas": ready,
-                  "ingressClass": manifests.class_name(instance), "conditions": conditions}
-        if not changed and wanted == status:
-            return Result()
-        try:
-            await self.client.update_status(INSTANCES, {**instance, "status": wanted})
-        except ApiError as e:
-            log.debug("ingress-nginx %s: status not written: %s", instance["metadata"]["name"], e)
-            return Result(requeue=True)
-        return Result()
+        return await write_ready_status(
+            self.client, INSTANCES, instance, bool(ready), "Available" if ready else "Deploying",
+            f"{ready} controller pod(s) ready",
+            {"phase": "Running" if ready else "Deploying", "readyReplicas": ready,
+             "ingressClass": manifests.class_name(instance)})
 
 
 def _instance_of(obj: Obj) -> list[str]:

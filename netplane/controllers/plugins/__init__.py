@@ -21,12 +21,10 @@ from collections.abc import Callable
 from typing import Any
 
 from netplane.controllers.kube.client import Client
-from netplane.controllers.kube.errors import ApiError
 from netplane.controllers.kube.resources import Resource
 from netplane.controllers.plugins import manifests
-from netplane.controllers.runtime.conditions import set_condition
 from netplane.controllers.runtime.controller import Result
-from netplane.controllers.runtime.ensure import ensure, remove
+from netplane.controllers.runtime.ensure import ensure, remove, write_ready_status
 from netplane.controllers.runtime.informer import Informer
 from netplane.controllers.runtime.manager import Manager
 from netplane.controllers.workloads.kinds import DAEMONSETS, DEPLOYMENTS
@@ -136,20 +134,8 @@ class Plugins:
             await remove(self.client, _RESOURCES[obj["kind"]], obj)
 
     async def _report(self, plugin: Obj, ready: bool, reason: str, message: str) -> Result:
-        status = dict(plugin.get("status") or {})
-        conditions = [dict(c) for c in status.get("conditions") or []]
-        changed = set_condition(conditions, "Ready", "True" if ready else "False", reason, message,
-                                plugin["metadata"].get("generation"))
         phase = "Ready" if ready else ("Installing" if reason == "Installing" else "Failed")
-        if not changed and status.get("phase") == phase:
-            return Result()
-        try:
-            await self.client.update_status(PLUGINS, {**plugin, "status": {**status, "phase": phase,
-                                                                           "conditions": conditions}})
-        except ApiError as e:
-            log.debug("plugin %s: status not written: %s", plugin["metadata"]["name"], e)
-            return Result(requeue=True)
-        return Result()
+        return await write_ready_status(self.client, PLUGINS, plugin, ready, reason, message, {"phase": phase})
 
 
 def _plugin_of(obj: Obj) -> list[str]:

@@ -9,11 +9,16 @@ apply with the controller's field manager, forced: these objects are the control
 from __future__ import annotations
 
 import contextlib
+import logging
 from typing import Any
 
 from netplane.controllers.kube.client import Client
-from netplane.controllers.kube.errors import NotFound
+from netplane.controllers.kube.errors import ApiError, NotFound
 from netplane.controllers.kube.resources import Resource
+from netplane.controllers.runtime.conditions import set_condition
+from netplane.controllers.runtime.controller import Result
+
+log = logging.getLogger("netplane.ensure")
 
 Obj = dict[str, Any]
 
@@ -45,3 +50,22 @@ async def remove(client: Client, res: Resource, obj: Obj) -> None:
     meta = obj["metadata"]
     with contextlib.suppress(NotFound):
         await client.delete(res, meta["name"], meta.get("namespace"), propagation_policy="Background")
+
+
+async def write_ready_status(client: Client, res: Resource, obj: Obj, ready: bool, reason: str, message: str,
+                             fields: Obj) -> Result:
+    """Set `obj`'s Ready condition and the other status `fields`, writing only when something changed.
+    A write that fails (typically a conflict with a newer version) is retried through a requeue."""
+    status = dict(obj.get("status") or {})
+    conditions = [dict(c) for c in status.get("conditions") or []]
+    changed = set_condition(conditions, "Ready", "True" if ready else "False", reason, message,
+                            obj["metadata"].get("generation"))
+    wanted = {**status, **fields, "conditions": conditions}
+    if not changed and wanted == status:
+        return Result()
+    try:
+        await client.update_status(res, {**obj, "status": wanted})
+    except ApiError as e:
+        log.debug("%s %s: status not written: %s", res.kind, obj["metadata"]["name"], e)
+        return Result(requeue=True)
+    return Result()

@@ -22,6 +22,8 @@ from netplane.controllers.kube.client import Client
 from netplane.controllers.kube.config import ClusterConfig
 from netplane.controllers.kube.errors import ApiError, Conflict, NotFound
 from netplane.controllers.kube.resources import Resource
+from netplane.controllers.plugins import NODELOCALDNS
+from netplane.controllers.plugins.manifests import CLUSTER_DOMAIN, NODELOCALDNS_DEFAULT_IP
 from netplane.controllers.runtime import conditions
 from netplane.controllers.runtime.informer import Informer
 from netplane.dataplane import podnet
@@ -52,9 +54,6 @@ HEARTBEAT = 5.0
 STATUS_INTERVAL = 1.0  # how often shims' status files are read and reported
 NETWORK_RESYNC = 30.0  # podnet is re-applied on changes, and at least this often
 NODE_FILE = "node"  # in a pod directory: which node runs it (agents only touch their own)
-CLUSTER_DOMAIN = "cluster.local"
-NODELOCALDNS = "nodelocaldns"
-NODELOCALDNS_DEFAULT_IP = "169.254.20.10"
 LOGICAL_SWITCH_ANNOTATION = "ovn.kubernetes.io/logical_switch"
 
 
