@@ -8,6 +8,7 @@ no lock is needed, and nothing is formatted until a scrape asks for it.
 from __future__ import annotations
 
 import bisect
+import inspect
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -214,8 +215,13 @@ class Metrics:
         return generate_latest(self.registry)
 
 
-async def serve_http(host: str, port: int, routes: dict[str, Callable[[], tuple[int, bytes, str]]]) -> web.AppRunner:
-    """An HTTP server answering GET on each path with (status, body, content type)."""
+Answer = tuple[int, bytes, str]
+
+
+async def serve_http(host: str, port: int,
+                     routes: dict[str, Callable[[], Answer | Awaitable[Answer]]]) -> web.AppRunner:
+    """An HTTP server answering GET on each path with (status, body, content type), or an awaitable of them
+    (an answer that needs I/O)."""
     app = web.Application()
     for path, answer in routes.items():
         app.router.add_get(path, _handler(answer))
@@ -225,9 +231,10 @@ async def serve_http(host: str, port: int, routes: dict[str, Callable[[], tuple[
     return runner
 
 
-def _handler(answer: Callable[[], tuple[int, bytes, str]]) -> Callable[[web.Request], Awaitable[web.Response]]:
+def _handler(answer: Callable[[], Answer | Awaitable[Answer]]) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def handle(_: web.Request) -> web.Response:
-        status, body, content_type = answer()
+        result = answer()
+        status, body, content_type = await result if inspect.isawaitable(result) else result
         return web.Response(status=status, body=body, headers={"Content-Type": content_type})
     return handle
 

@@ -17,6 +17,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from netplane.dataplane.gateway import observability
+from netplane.dataplane.gateway.observability import AccessLog
+
 LUA_SOURCE = Path(__file__).parent / "lua"
 # The Lua modules are installed as package "netplane" under <prefix>/lua.
 LUA_PACKAGE = "netplane"
@@ -93,6 +96,8 @@ class InstanceSettings:
     upstream_keepalive: int = 64
     regex_cache_entries: int = 16384
     control_body_mb: int = 64
+    access_log: AccessLog = AccessLog.FILE
+    metrics_memory_mb: int = 32
 
     def __post_init__(self) -> None:
         text = str(self.prefix)
@@ -101,10 +106,12 @@ class InstanceSettings:
         if len(text) + 1 + len(CONTROL_SOCKET) > _SUN_PATH_MAX:
             raise ConfigError(f"prefix too long for a unix socket path: {text!r}")
         for name in ("worker_processes", "worker_connections", "config_memory_mb", "upstream_keepalive",
-                     "regex_cache_entries", "control_body_mb"):
+                     "regex_cache_entries", "control_body_mb", "metrics_memory_mb"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer, not {value!r}")
+        if not isinstance(self.access_log, AccessLog):
+            raise ConfigError(f"access_log must be an AccessLog, not {self.access_log!r}")
 
     @property
     def control_socket(self) -> Path:
@@ -135,7 +142,7 @@ def listeners_changed(old: Iterable[Listener], new: Iterable[Listener]) -> bool:
     return canonical_listeners(old) != canonical_listeners(new)
 
 
-def _server_block(lst: Listener) -> list[str]:
+def _server_block(lst: Listener, settings: InstanceSettings) -> list[str]:
     flags = (" ssl" if lst.tls else "") + (" http2" if lst.http2 else "")
     lines = [
         "    server {",
@@ -148,6 +155,7 @@ def _server_block(lst: Listener) -> list[str]:
             "        ssl_protocols TLSv1.2 TLSv1.3;",
             "        ssl_certificate_by_lua_block { np_certs.select() }",
         ]
+    lines += observability.server_lines(settings.access_log)
     lines += [
         "        location / {",
         f"            access_by_lua_block {{ np_router.access({lst.port}) }}",
@@ -188,7 +196,9 @@ def render_nginx_conf(settings: InstanceSettings, listeners: Iterable[Listener])
         f'        np_balancer = require "{LUA_PACKAGE}.balancer"',
         f'        np_certs = require "{LUA_PACKAGE}.certs"',
         f'        np_control = require "{LUA_PACKAGE}.control"',
+        f'        np_metrics = require "{LUA_PACKAGE}.metrics"',
         "    }",
+        *observability.http_lines(settings.access_log, settings.metrics_memory_mb),
         "    proxy_http_version 1.1;",
         '    proxy_set_header Connection "";',
         "    proxy_set_header Host $http_host;",
@@ -205,13 +215,16 @@ def render_nginx_conf(settings: InstanceSettings, listeners: Iterable[Listener])
         "    }",
     ]
     for lst in ordered:
-        lines += _server_block(lst)
+        lines += _server_block(lst, settings)
     lines += [
         "    server {",
         f"        listen unix:{settings.control_socket};",
         f"        client_max_body_size {settings.control_body_mb}m;",
         f"        client_body_buffer_size {settings.control_body_mb}m;",
-        "        location / { content_by_lua_block { np_control.handle() } }",
+        "        location / {",
+        *observability.control_lines(),
+        "            content_by_lua_block { np_control.handle() }",
+        "        }",
         "    }",
         "}",
     ]

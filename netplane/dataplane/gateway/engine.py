@@ -48,6 +48,8 @@ from netplane.dataplane.gateway.config import (
     check,
     render_nginx_conf,
 )
+from netplane.dataplane.gateway.metrics import EngineMetrics, parse_dump, process_memory
+from netplane.dataplane.gateway.observability import AccessLog
 
 VHOSTS, BACKENDS, CERTIFICATES = "vhosts", "backends", "certificates"
 # Re-pushed in this order after a start, so routes never name a backend that is not there yet.
@@ -197,10 +199,12 @@ class Engine:
         for kind in TEMP_DIRS:
             (self.prefix / "tmp" / kind).mkdir(exist_ok=True)
         log_offset = self._log_size()
+        # With the access log on stdout, nginx writes to ours (a pod's log, for the instance program).
+        stdout = None if self.settings.access_log == AccessLog.STDOUT else subprocess.DEVNULL
         self._proc = subprocess.Popen(
             [self.nginx, "-p", f"{self.prefix}/", "-c", str(self.prefix / CONF_FILE), "-e",
              str(self.prefix / ERROR_LOG), "-g", "daemon off;"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+            stdin=subprocess.DEVNULL, stdout=stdout, stderr=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + _START_TIMEOUT
         while True:
             if self._proc.poll() is not None:
@@ -332,6 +336,19 @@ class Engine:
         if status != 200:
             raise ControlError(status, raw.decode(errors="replace"))
         return dict(orjson.loads(raw))
+
+    def metrics(self) -> EngineMetrics:
+        """The request counters (at most a second behind: workers add theirs once a second), the generation,
+        the reload count and the memory of the nginx processes."""
+        status, raw = self._request("GET", "/v1/metrics")
+        if status != 200:
+            raise ControlError(status, raw.decode(errors="replace"))
+        found = parse_dump(raw.decode(errors="replace"))
+        found.reloads = self.reloads
+        master = self.master_pid
+        found.resident_bytes, found.virtual_bytes, found.processes = process_memory(
+            ([master] if master is not None else []) + self.worker_pids())
+        return found
 
     def put(self, kind: str, name: str, doc: Mapping[str, Any] | bytes) -> int:
         """Stores one document; answers the generation that made it visible to every worker."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import http.client
 import logging
 import os
 import time
@@ -37,6 +38,8 @@ from netplane.dataplane.dns.metrics import serve_http
 from netplane.dataplane.gateway.config import CheckError, InstanceSettings
 from netplane.dataplane.gateway.config import Listener as EngineListener
 from netplane.dataplane.gateway.engine import BACKENDS, CERTIFICATES, VHOSTS, ControlError, Engine, EngineError
+from netplane.dataplane.gateway.metrics import render as render_engine_metrics
+from netplane.dataplane.gateway.observability import AccessLog
 from netplane.dataplane.gateway.render import EngineConfig, Source, Unenforced, render
 from netplane.dataplane.ingress.metrics import CONTENT_TYPE, InstanceMetrics
 from netplane.routing import ir
@@ -235,8 +238,10 @@ class IngressInstance:
         """Runs in a worker thread: the engine's calls block. Worker settings are taken when nginx starts."""
         if self.engine is None:
             prefix = self.options.prefix or Path(f"/tmp/netplane-ingress-{self.pod}")
+            # The access log goes to this program's stdout, the pod's log, as ingress-nginx's does.
             instance = InstanceSettings(prefix, worker_processes=settings.worker_processes or os.cpu_count() or 1,
-                                        worker_connections=settings.max_worker_connections)
+                                        worker_connections=settings.max_worker_connections,
+                                        access_log=AccessLog.STDOUT)
             engine = Engine(instance, rendered.listeners, nginx=self.options.nginx, luajit=self.options.luajit)
             engine.start()
             self.engine, self.sync = engine, DocumentSync(engine)
@@ -373,11 +378,15 @@ class IngressInstance:
             return 200, b"ok", "text/plain"
         return 503, b"not ready", "text/plain"
 
+    async def scrape(self) -> tuple[int, bytes, str]:
+        # The engine answers over its control socket: not on the event loop.
+        return 200, await asyncio.to_thread(engine_metrics_text, self.metrics, self.engine), CONTENT_TYPE
+
     async def run(self, stop: asyncio.Event) -> None:
         for informer in self.informers:
             informer.add_handler(self._mark, lambda _, __: self.changed.set(), self._mark)
         runner = await serve_http(*self.options.metrics, {
-            "/healthz": self.healthz, "/metrics": lambda: (200, self.metrics.render(), CONTENT_TYPE)})
+            "/healthz": self.healthz, "/metrics": self.scrape})
         loop = asyncio.ensure_future(self._loop())
         try:
             for informer in self.informers:
@@ -412,6 +421,20 @@ class IngressInstance:
                 log.error("sync failed: %s; retrying", e)
                 await asyncio.sleep(1.0)
                 self.changed.set()
+
+
+def engine_metrics_text(metrics: InstanceMetrics, engine: Engine | None) -> bytes:
+    """The instance's /metrics: its own series, then the engine's request, process and configuration series
+    under the same controller labels (left out while nginx is not running)."""
+    text = metrics.render()
+    if engine is None or engine.master_pid is None:
+        return text
+    try:
+        found = engine.metrics()
+    except (ControlError, OSError, http.client.HTTPException) as e:
+        log.warning("engine metrics: %s", e)
+        return text
+    return text + render_engine_metrics(found, metrics.const_labels()).encode()
 
 
 async def run_instance(options: InstanceOptions, stop: asyncio.Event) -> int:

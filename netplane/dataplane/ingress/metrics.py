@@ -32,10 +32,13 @@ class InstanceMetrics:
     pushed: dict[str, int] = field(default_factory=dict)
     refused: int = 0
 
+    def const_labels(self) -> dict[str, str]:
+        """The labels ingress-nginx puts on every series of a controller pod."""
+        return {"controller_class": self.controller_class, "controller_namespace": self.controller_namespace,
+                "controller_pod": self.controller_pod}
+
     def render(self) -> bytes:
-        labels = (f'controller_class="{_escape(self.controller_class)}",'
-                  f'controller_namespace="{_escape(self.controller_namespace)}",'
-                  f'controller_pod="{_escape(self.controller_pod)}"')
+        labels = ",".join(f'{name}="{_escape(value)}"' for name, value in self.const_labels().items())
         series: list[tuple[str, str, str, list[tuple[str, float]]]] = [
             ("nginx_ingress_controller_config_last_reload_successful", "gauge",
              "Whether the last configuration reload attempt was successful",

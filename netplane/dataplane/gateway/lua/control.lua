@@ -9,6 +9,7 @@ local docs = require "netplane.docs"
 local router = require "netplane.router"
 local balancer = require "netplane.balancer"
 local certs = require "netplane.certs"
+local metrics = require "netplane.metrics"
 
 local ngx = ngx
 local dict = docs.dict
@@ -140,6 +141,16 @@ local function delete(c, name)
     return respond(200, { generation = docs.commit() })
 end
 
+-- GET /v1/metrics: the request counters (see metrics.lua), after a first line "generation\t<g>".
+local function serve_metrics(method)
+    if method ~= "GET" then
+        return respond(405, { error = "method not allowed" })
+    end
+    ngx.header["Content-Type"] = "text/plain"
+    ngx.print("generation\t", docs.generation(), "\n", metrics.dump())
+    return ngx.exit(200)
+end
+
 function _M.handle()
     local method = ngx.req.get_method()
     local path = ngx.var.request_uri:match("^[^?]*")
@@ -148,6 +159,9 @@ function _M.handle()
             return respond(405, { error = "method not allowed" })
         end
         return respond(200, { generation = docs.generation(), worker_pid = ngx.worker.pid() })
+    end
+    if path == "/v1/metrics" then
+        return serve_metrics(method)
     end
     local collection, raw = path:match("^/v1/(%a+)/([^/]+)$")
     local c = collections[collection]

@@ -5,6 +5,7 @@ local docs = require "netplane.docs"
 local balancer = require "netplane.balancer"
 local filters = require "netplane.filters"
 local valid = require "netplane.valid"
+local metrics = require "netplane.metrics"
 
 local ngx = ngx
 local var = ngx.var
@@ -270,6 +271,7 @@ end
 local function compile_route(r, out)
     valid.table(r, "route")
     local action = { id = r.id == nil and "" or valid.string(r.id, "id") }
+    action.log_key = metrics.route_key(action.id, r.labels)
     if r.backend ~= nil then
         action.group = balancer.compile_group(r.backend)
     end
@@ -488,6 +490,8 @@ function _M.access(port)
     if not route then
         return reject(404, "no-route")
     end
+    -- Whatever the answer from here on (a redirect, a 503), the access log and the metrics name the route.
+    var.np_route = route.log_key
     if route.req_filters then
         run_filters(route.req_filters)
     end
