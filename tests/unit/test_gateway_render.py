@@ -59,6 +59,8 @@ def test_the_guide_ingress_maps_onto_the_engine_format() -> None:
     assert doc["ports"] == [80] and doc["hostnames"] == ["demo.local"] and doc["wildcard"] == "one-label"
     [r] = doc["routes"]
     assert r["id"] == "ingress/k-1/nginx-ingress/0/0"
+    # What the access log and ingress-nginx's metric labels name the route by.
+    assert r["labels"] == {"namespace": "k-1", "ingress": "nginx-ingress", "service": "nginx-service", "path": "/"}
     assert r["match"] == {"path": {"type": "prefix", "value": "/"}}
     assert r["filters"] == [{"type": "rewrite", "path": {"type": "regex", "pattern": "^/", "replacement": "/",
                                                          "ignore_case": True, "whole": True}}]
@@ -69,6 +71,14 @@ def test_the_guide_ingress_maps_onto_the_engine_format() -> None:
                             {"endpoints": [{"address": "10.16.0.5", "port": 8080}]}}
     assert out.unenforced == ()
     assert [(s.kind, s.name) for s in out.vhost_sources["http:80/demo.local"]] == [("Ingress", "nginx-ingress")]
+
+
+def test_route_labels_are_always_acceptable_to_the_engine() -> None:
+    odd = route(match=ir.PathMatch(ir.PathKind.REGEX, "/a\tb" + "x" * 2000),
+                provenance=ir.Provenance("HTTPRoute", "ns", "r"))
+    [doc] = render(config_of(odd)).vhosts["http:80/a.example"]["routes"]
+    # Not an Ingress (no ingress label), no Service behind the backend; the path cleaned and cut.
+    assert doc["labels"] == {"namespace": "ns", "path": ("/ab" + "x" * 2000)[:1024]}
 
 
 def test_snippet_headers_and_exact_paths() -> None:

@@ -23,6 +23,8 @@ from netplane.routing import ir
 # nginx's own client_max_body_size default; the engine's nginx.conf does not change it.
 ENGINE_BODY_LIMIT = 1024 * 1024
 _MAX_RETRIES = 100
+_LABEL_MAX = 1024
+_LABEL_UNSAFE = re.compile(r"[\x00-\x1f\x7f]")
 Doc = dict[str, Any]
 
 
@@ -227,6 +229,9 @@ class _Renderer:
         if not matches:
             return None
         doc: Doc = {"id": route.id}
+        labels = self.route_labels(route)
+        if labels:
+            doc["labels"] = labels
         if len(matches) == 1:
             if matches[0]:
                 doc["match"] = matches[0]
@@ -251,6 +256,20 @@ class _Renderer:
         if route.max_body_bytes is not None and route.max_body_bytes != ENGINE_BODY_LIMIT:
             self.report(p, "body-size", f"a request body limit of {route.max_body_bytes} bytes (1 MiB applies)")
         return doc
+
+    def route_labels(self, route: ir.Route) -> Doc:
+        """What the access log and metrics name a route by, as ingress-nginx does: the source's namespace, the
+        Ingress, the Service the route forwards to (the group's first; canaries are not served yet) and the
+        path the source wrote."""
+        p = route.provenance
+        labels = {"namespace": p.namespace, "ingress": p.name if p.kind == "Ingress" else ""}
+        if isinstance(route.action, ir.Forward):
+            group = self.groups.get(route.action.backend_group)
+            service = group.backends[0].service if group is not None and group.backends else None
+            labels["service"] = service.name if service is not None else ""
+        labels["path"] = _first_path(route.match)
+        # The engine refuses labels with control characters or beyond 1,024 characters: a label never costs a route.
+        return {k: _LABEL_UNSAFE.sub("", v)[:_LABEL_MAX] for k, v in labels.items() if v}
 
     def retry(self, retry: ir.RetryPolicy, doc: Doc, p: ir.Provenance) -> None:
         # The engine retries after connection errors and timeouts only, each time on an endpoint not yet tried.
@@ -364,6 +383,18 @@ def _condition(m: ir.HeaderMatch | ir.QueryMatch | ir.CookieMatch, negated: bool
     pattern = {ir.StringMatchKind.EXACT: f"^{literal}$", ir.StringMatchKind.PREFIX: f"^{literal}",
                ir.StringMatchKind.SUFFIX: f"{literal}$", ir.StringMatchKind.REGEX: m.value}[m.kind]
     return {"name": m.name, "type": "regex", "value": "(?i)" + pattern, "invert": invert}
+
+
+def _first_path(match: ir.Match) -> str:
+    """The value of the first path condition in `match` ("" if none)."""
+    if isinstance(match, ir.PathMatch):
+        return match.value
+    if isinstance(match, ir.And | ir.Or):
+        for part in match.matches:
+            found = _first_path(part)
+            if found:
+                return found
+    return ""
 
 
 def _dnf(match: ir.Match) -> list[list[ir.Match]]:
