@@ -15,9 +15,9 @@ from typing import Any, TypeVar
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from netplane.dataplane.gateway import ControlError, Engine, Listener
+from netplane.dataplane.gateway import ControlError, Engine, InstanceSettings, Listener
 from netplane.dataplane.gateway.metrics import render
-from netplane.dataplane.gateway.observability import ACCESS_LOG_FILE
+from netplane.dataplane.gateway.observability import ACCESS_LOG_FILE, AccessLog
 from netplane.dataplane.ingress.instance import engine_metrics_text
 from netplane.dataplane.ingress.metrics import InstanceMetrics
 from tests.e2e import test_gateway_engine as engine_tests
@@ -241,3 +241,29 @@ def test_the_instance_programs_metrics_contain_the_engines(gateway: Engine, back
     # Without a running engine the instance's own series still answer.
     assert b"nginx_ingress_controller_requests" not in engine_metrics_text(instance, None)
 
+
+
+def test_stdout_access_log_reaches_the_engines_stdout(backends: dict[str, _EchoServer],
+                                                     tmp_path_factory: pytest.TempPathFactory,
+                                                     capfd: pytest.CaptureFixture[str]) -> None:
+    # What the IngressNginx instance program uses: nginx writes to the program's stdout, the pod's log.
+    prefix = tmp_path_factory.mktemp("stdout-gw")
+    prefix.chmod(0o755)
+    engine = Engine(InstanceSettings(prefix, access_log=AccessLog.STDOUT), [Listener(free_port(), LOOPBACK)])
+    engine.start()
+    try:
+        shop(engine, backends, "stdout.obs.test")
+        for _ in range(3):
+            assert call(engine, "stdout.obs.test", "/shop").status == 200
+        seen: list[str] = []
+
+        def read() -> list[str]:
+            seen.extend(capfd.readouterr().out.splitlines())
+            return seen
+
+        lines = [json.loads(line) for line in _until(read, lambda ls: len(ls) >= 3) if line.startswith("{")]
+        assert [(line["host"], line["status"], line["ingress"]) for line in lines] == [("stdout.obs.test", 200,
+                                                                                         "shop")] * 3
+        assert not (prefix / ACCESS_LOG_FILE).exists()
+    finally:
+        engine.stop()

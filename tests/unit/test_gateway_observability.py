@@ -155,9 +155,10 @@ def test_log_format_is_json_for_any_variable_values() -> None:
     assert parsed["route"] == 'a"b\\c\n\x01' and parsed["status"] == 12
 
 
-@pytest.mark.parametrize(("mode", "target"), [(AccessLog.FILE, "access_log logs/access.log np_json buffer=64k"),
-                                              (AccessLog.STDOUT, "access_log /dev/stdout np_json;"),
-                                              (AccessLog.OFF, None)])
+@pytest.mark.parametrize(("mode", "target"), [
+    (AccessLog.FILE, "access_log logs/access.log np_json buffer=64k"),
+    (AccessLog.STDOUT, "access_log /dev/stdout np_json buffer=4096 flush=1s;"),
+    (AccessLog.OFF, None)])
 def test_access_log_modes(mode: AccessLog, target: str | None) -> None:
     text = render_nginx_conf(InstanceSettings(Path("/srv/gw"), access_log=mode), [Listener(80), Listener(81)])
     # Listeners log and count; the control server does neither (its requests are not traffic).

@@ -13,7 +13,7 @@ local ngx = ngx
 local var = ngx.var
 local now, start_time, get_method = ngx.now, ngx.req.start_time, ngx.req.get_method
 local dict = ngx.shared.np_metrics
-local tonumber, tostring, find, gmatch = tonumber, tostring, string.find, string.gmatch
+local tonumber, tostring, find, gmatch, ceil = tonumber, tostring, string.find, string.gmatch, math.ceil
 
 local _M = {}
 
@@ -126,13 +126,52 @@ local function cell_for(key, host, method, status)
     return c
 end
 
-local function observe(c, first, bounds, n, value)
-    local i = 1
-    while i <= n and value > bounds[i] do
-        i = i + 1
+-- Bucket numbers without a loop: a loop inside the log phase's trace makes LuaJIT abort it ("inner loop in
+-- root trace"), which measured 24,000 instructions per request against 2,000 without. Checked against TIME and
+-- SIZE when the module loads.
+local function time_bucket(t)
+    if t <= 0.1 then
+        if t <= 0.01 then
+            return t <= 0.005 and 1 or 2
+        end
+        if t <= 0.025 then
+            return 3
+        end
+        return t <= 0.05 and 4 or 5
     end
-    c[first + i - 1] = c[first + i - 1] + 1
-    c[first + n + 1] = c[first + n + 1] + value
+    if t <= 1 then
+        if t <= 0.25 then
+            return 6
+        end
+        return t <= 0.5 and 7 or 8
+    end
+    if t <= 2.5 then
+        return 9
+    end
+    if t <= 5 then
+        return 10
+    end
+    return t <= 10 and 11 or 12
+end
+
+local function size_bucket(n)
+    local i = ceil(n / 10)
+    if i < 1 then
+        return 1
+    end
+    return i > 11 and 11 or i
+end
+
+for i, b in ipairs(TIME) do
+    assert(time_bucket(b) == i and time_bucket(b * 1.001) == i + 1, "metrics: time buckets out of step")
+end
+for i, b in ipairs(SIZE) do
+    assert(size_bucket(b) == i and size_bucket(b + 0.5) == i + 1, "metrics: size buckets out of step")
+end
+
+local function observe(c, first, last, bucket, value)
+    c[first + bucket - 1] = c[first + bucket - 1] + 1
+    c[last] = c[last] + value
 end
 
 -- nginx lists one time per upstream tried ("0.004, 0.002"); the request's is their sum.
@@ -148,7 +187,7 @@ local function upstream_seconds(text)
     return sum
 end
 
--- log_by_lua of the http block: every request, routed or not (no route: empty route labels and host).
+-- log_by_lua of the listener servers: every request, routed or not (no route: empty route labels and host).
 function _M.log()
     -- Unset (no route) reads as "".
     local key = var.np_route
@@ -170,16 +209,20 @@ function _M.log()
         dirty[ndirty] = c
     end
     c[REQUESTS] = c[REQUESTS] + 1
-    observe(c, REQUEST_TIME, TIME, NTIME, now() - start_time())
+    local t = now() - start_time()
+    observe(c, REQUEST_TIME, REQUEST_TIME + NTIME + 1, time_bucket(t), t)
     if upstream then
-        observe(c, UPSTREAM_TIME, TIME, NTIME, upstream)
+        observe(c, UPSTREAM_TIME, UPSTREAM_TIME + NTIME + 1, time_bucket(upstream), upstream)
     end
-    observe(c, REQUEST_SIZE, SIZE, NSIZE, tonumber(var.request_length) or 0)
-    observe(c, RESPONSE_SIZE, SIZE, NSIZE, tonumber(var.bytes_sent) or 0)
+    local size = tonumber(var.request_length) or 0
+    observe(c, REQUEST_SIZE, REQUEST_SIZE + NSIZE + 1, size_bucket(size), size)
+    size = tonumber(var.bytes_sent) or 0
+    observe(c, RESPONSE_SIZE, RESPONSE_SIZE + NSIZE + 1, size_bucket(size), size)
 end
 
 -- Adds what this worker counted since the last flush to the shared dict and starts again from zero.
 local function flush()
+    local failed, evicted
     for i = 1, ndirty do
         local c = dirty[i]
         dirty[i] = nil
@@ -187,15 +230,17 @@ local function flush()
         for f = 1, NFIELDS do
             local v = c[f]
             if v ~= 0 then
-                local _, err = dict:incr(prefix .. FIELDS[f], v, 0)
-                if err then
-                    ngx.log(ngx.ERR, "netplane: metrics: ", err)
-                end
+                local _, err, forcible = dict:incr(prefix .. FIELDS[f], v, 0)
+                failed, evicted = failed or err, evicted or forcible
                 c[f] = 0
             end
         end
     end
     ndirty = 0
+    if failed or evicted then
+        -- Once per flush at most: a full dict is a sizing problem (InstanceSettings.metrics_memory_mb).
+        ngx.log(ngx.WARN, "netplane: metrics dict full: ", failed or "older series evicted")
+    end
     -- This worker's Lua heap, for as long as the worker lives (a dead worker's entry expires).
     dict:set("lua_memory_bytes\t" .. ngx.worker.pid(), collectgarbage("count") * 1024, FLUSH_S * 3)
 end
