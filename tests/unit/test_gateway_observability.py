@@ -170,7 +170,9 @@ def test_access_log_modes(mode: AccessLog, target: str | None) -> None:
         assert "log_format" not in text and "access_log off;" in text
     else:
         assert text.count(target) == 2 and "log_format np_json escape=json" in text
-    assert server_lines(mode)[1].strip() == "log_by_lua_block { np_metrics.log() }"
+    assert "log_by_lua" not in "".join(server_lines(mode, metrics=False))
+    unmeasured = render_nginx_conf(InstanceSettings(Path("/srv/gw"), access_log=mode, metrics=False), [Listener(80)])
+    assert "log_by_lua" not in unmeasured and "np_metrics.init_worker()" in unmeasured
 
 
 def test_settings_refuse_unknown_access_log_modes() -> None:

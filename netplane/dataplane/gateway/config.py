@@ -97,6 +97,8 @@ class InstanceSettings:
     regex_cache_entries: int = 16384
     control_body_mb: int = 64
     access_log: AccessLog = AccessLog.FILE
+    # Request metrics (the log phase); off, GET /v1/metrics still answers the generation and worker memory.
+    metrics: bool = True
     metrics_memory_mb: int = 32
 
     def __post_init__(self) -> None:
@@ -112,6 +114,8 @@ class InstanceSettings:
                 raise ConfigError(f"{name} must be a positive integer, not {value!r}")
         if not isinstance(self.access_log, AccessLog):
             raise ConfigError(f"access_log must be an AccessLog, not {self.access_log!r}")
+        if not isinstance(self.metrics, bool):
+            raise ConfigError(f"metrics must be true or false, not {self.metrics!r}")
 
     @property
     def control_socket(self) -> Path:
@@ -155,7 +159,7 @@ def _server_block(lst: Listener, settings: InstanceSettings) -> list[str]:
             "        ssl_protocols TLSv1.2 TLSv1.3;",
             "        ssl_certificate_by_lua_block { np_certs.select() }",
         ]
-    lines += observability.server_lines(settings.access_log)
+    lines += observability.server_lines(settings.access_log, settings.metrics)
     lines += [
         "        location / {",
         f"            access_by_lua_block {{ np_router.access({lst.port}) }}",

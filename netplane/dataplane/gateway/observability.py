@@ -84,13 +84,12 @@ def http_lines(access_log: AccessLog, metrics_memory_mb: int) -> list[str]:
     return lines
 
 
-def server_lines(access_log: AccessLog) -> list[str]:
+def server_lines(access_log: AccessLog, metrics: bool) -> list[str]:
     """Lines of each listener's server block (not the control server's: its requests are not traffic)."""
-    lines = [
-        # Requests that found no route read $np_route unset; that is expected, not worth a warning.
-        "        uninitialized_variable_warn off;",
-        "        log_by_lua_block { np_metrics.log() }",
-    ]
+    # Requests that found no route read $np_route unset; that is expected, not worth a warning.
+    lines = ["        uninitialized_variable_warn off;"]
+    if metrics:
+        lines.append("        log_by_lua_block { np_metrics.log() }")
     if access_log == AccessLog.FILE:
         lines.append(f"        access_log {ACCESS_LOG_FILE} {ACCESS_LOG_FORMAT} buffer=64k flush=1s;")
     elif access_log == AccessLog.STDOUT:

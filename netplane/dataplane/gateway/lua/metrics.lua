@@ -50,33 +50,26 @@ local METHODS = { GET = true, HEAD = true, POST = true, PUT = true, DELETE = tru
                   OPTIONS = true, TRACE = true, PATCH = true }
 local FLUSH_S = 1
 
--- Route labels: {"namespace", "ingress", "service", "path"}, all optional strings without control
--- characters (they become access-log fields and metric labels).
+-- Route labels: all optional strings without control characters (they become access-log fields and
+-- metric labels), in the order of the route key.
 local LABELS = { "namespace", "ingress", "service", "path" }
+local KNOWN_LABEL = { namespace = true, ingress = true, service = true, path = true }
+local LABEL_MAX = 1024
 -- The key of requests that found no route: empty labels and id.
 local NO_ROUTE = "\t\t\t\t"
 
 -- The route key of a route document (see the top of this file); raises on bad labels.
 function _M.route_key(id, labels)
-    local parts = {}
-    if labels ~= nil then
-        valid.table(labels, "labels")
-        for k in pairs(labels) do
-            local known = false
-            for _, name in ipairs(LABELS) do
-                known = known or k == name
-            end
-            valid.check(known, "labels." .. tostring(k), "unknown label (namespace, ingress, service, path)")
-        end
+    labels = valid.optional_table(labels, "labels") or {}
+    for k in pairs(labels) do
+        valid.check(KNOWN_LABEL[k], "labels." .. tostring(k), "unknown label (namespace, ingress, service, path)")
     end
+    local parts = {}
     for i, name in ipairs(LABELS) do
-        local v = labels and labels[name]
-        if v == nil then
-            v = ""
-        end
-        valid.string(v, "labels." .. name)
-        valid.check(#v <= 1024 and not find(v, "[%z\1-\31\127]"), "labels." .. name,
-                    "must be at most 1024 characters without control characters")
+        local where = "labels." .. name
+        local v = labels[name] == nil and "" or valid.string(labels[name], where)
+        valid.check(#v <= LABEL_MAX and not find(v, "[%z\1-\31\127]"), where,
+                    "must be at most " .. LABEL_MAX .. " characters without control characters")
         parts[i] = v
     end
     parts[#parts + 1] = id
