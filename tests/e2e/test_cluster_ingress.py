@@ -76,9 +76,13 @@ def controller_pod(cluster: Cluster) -> str:
     return str(pods[0]["metadata"]["name"])
 
 
-def metric(cluster: Cluster, name: str) -> float:
-    text = cluster.kubectl("-n", OPERATOR_NS, "exec", controller_pod(cluster), "--", "curl", "-s",
+def metrics_text(cluster: Cluster) -> str:
+    return cluster.kubectl("-n", OPERATOR_NS, "exec", controller_pod(cluster), "--", "curl", "-s",
                            "http://127.0.0.1:10254/metrics").stdout
+
+
+def metric(cluster: Cluster, name: str) -> float:
+    text = metrics_text(cluster)
     found = re.search(rf"^{name}{{[^}}]*}} (\S+)$", text, re.M)
     assert found, text
     return float(found.group(1))
@@ -124,6 +128,19 @@ def test_guide_ingress_serves_demo_local(cluster: Cluster, instance: None) -> No
     addresses = wait_until("status.loadBalancer.ingress", published, timeout=20)
     assert re.fullmatch(r"\d+\.\d+\.\d+\.\d+", addresses[0]["ip"]), addresses
     assert metric(cluster, "nginx_ingress_controller_config_last_reload_successful") == 1
+    # The engine's request series (ingress-nginx's names) and its JSON access log in the pod's log.
+    requests = r'^nginx_ingress_controller_requests{[^}]*ingress="nginx-ingress"[^}]*status="200"[^}]*} (\S+)$'
+    wait_until("the request counted", lambda: re.search(requests, metrics_text(cluster), re.M), timeout=10)
+
+    def logged() -> list[dict[str, Any]]:
+        out = cluster.kubectl("-n", OPERATOR_NS, "logs", controller_pod(cluster)).stdout
+        lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+        # Tries before the route was pushed answered 404 and are logged too.
+        return [line for line in lines if line.get("uri") == "/any/where?x=1" and line.get("status") == 200]
+
+    line = wait_until("the access log line", logged, timeout=10)[0]
+    assert (line["host"], line["namespace"], line["ingress"], line["service"], line["route"]) == (
+        "demo.local", "k-1", "nginx-ingress", "nginx-service", "ingress/k-1/nginx-ingress/0/0"), line
 
 
 def test_request_level_routing(cluster: Cluster, instance: None, tmp_path: Path) -> None:

@@ -42,8 +42,8 @@ LOG_FIELDS: tuple[tuple[str, str, bool], ...] = (
     ("remote_addr", "$remote_addr", True),
     ("method", "$request_method", True),
     ("host", "$host", True),
-    ("path", "$uri", True),
-    ("query", "$args", True),
+    # As the client sent it: rewrites change $uri, not this.
+    ("uri", "$request_uri", True),
     ("protocol", "$server_protocol", True),
     ("status", "$status", False),
     ("bytes_sent", "$bytes_sent", False),
