@@ -162,6 +162,25 @@ def test_requests_without_a_route_are_counted_with_empty_labels(gateway: Engine)
     assert counted(gateway, "netplane_gateway_requests_total", route="", status="404") >= 3
 
 
+def test_hosts_per_route_are_bounded_and_nothing_is_lost(gateway: Engine, backends: dict[str, _EchoServer]) -> None:
+    gateway.put_backend("many-be", [ep(backends["b"])])
+    gateway.put_vhost("many", {"ports": [port_of(gateway)], "hostnames": ["*"], "routes": [
+        {"id": "many", "match": prefix("/many"), "backend": to("many-be")}]})
+    try:
+        # 70 names over two workers: one of them sees more than its 32 per route. "n" is a name like any other.
+        hosts = ["n", *(f"h{i}.many.test" for i in range(69))]
+        for host in hosts:
+            assert call(gateway, host, "/many").status == 200
+        found = _until(lambda: samples(gateway),
+                       lambda f: value(f, "netplane_gateway_requests_total", route="many") >= len(hosts))
+        series = {dict(ls)["host"]: v for (n, ls), v in found.items()
+                  if n == "nginx_ingress_controller_requests" and dict(ls)["host"] in {*hosts, "_other_"}}
+        assert sum(series.values()) == len(hosts)
+        assert "_other_" in series and len(series) <= 2 * 32 + 1
+    finally:
+        gateway.delete("vhosts", "many")
+
+
 def test_one_json_log_line_per_request_names_the_route(gateway: Engine, backends: dict[str, _EchoServer]) -> None:
     host = "log.obs.test"
     shop(gateway, backends, host, retries=1)  # a route with retries continues in @np_full

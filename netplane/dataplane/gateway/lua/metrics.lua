@@ -76,8 +76,10 @@ function _M.route_key(id, labels)
     return table.concat(parts, "\t")
 end
 
--- Per worker: cells[route key][host][method][status] = { counts..., prefix = shared-dict key prefix }.
+-- Per worker: cells[route key][host][method][status] = { counts..., prefix = shared-dict key prefix };
+-- cells[route key][HOSTS] counts the hosts (a number key: hosts are strings).
 local cells = {}
+local HOSTS = 0
 local dirty, ndirty = {}, 0
 
 local function new_cell(key, host, method, status)
@@ -91,19 +93,19 @@ end
 local function cell_for(key, host, method, status)
     local by_host = cells[key]
     if not by_host then
-        by_host = { n = 0 }
+        by_host = { [HOSTS] = 0 }
         cells[key] = by_host
     end
     local by_method = by_host[host]
     if not by_method then
-        if by_host.n >= MAX_HOSTS then
+        if by_host[HOSTS] >= MAX_HOSTS then
             host = OVERFLOW_HOST
             by_method = by_host[host]
         end
         if not by_method then
             by_method = {}
             by_host[host] = by_method
-            by_host.n = by_host.n + 1
+            by_host[HOSTS] = by_host[HOSTS] + 1
         end
     end
     local by_status = by_method[method]
