@@ -172,7 +172,7 @@ end
 -- nginx lists one time per upstream tried ("0.004, 0.002"); the request's is their sum.
 local function upstream_seconds(text)
     local t = tonumber(text)
-    if t or not text then
+    if t or not text or text == "" then
         return t
     end
     local sum
