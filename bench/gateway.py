@@ -1,4 +1,4 @@
-"""Gateway engine benchmarks: `python -m bench.gateway [--quick]`.
+"""Gateway engine benchmarks: `python -m bench.gateway [--quick | --observability]`.
 
 The spike that decides the engine's design (docs/design/gateway-engine.md). Against an nginx
 `return 200` backend on loopback it measures:
@@ -16,6 +16,10 @@ The spike that decides the engine's design (docs/design/gateway-engine.md). Agai
         answer from it;
 (e)     the resident memory of nginx (master + worker) with 10,000 routes, every virtual host compiled;
 and, for scale, the time of the one kind of reload the engine still does (a new listener).
+
+`--observability` measures only what the access log and the request metrics add (callgrind instructions per
+request with neither, each alone, and both; bench/results/gateway-observability.json). The main run measures the
+engine as configured by default: both on.
 
 Traffic only goes to 127.0.0.0/8. The machine has two cores shared with other work, so absolute
 numbers are noisy; the ratio measured in one run is what carries over.
@@ -42,9 +46,11 @@ from pathlib import Path
 from typing import Any
 
 from netplane.dataplane.gateway import Engine, InstanceSettings, Listener
+from netplane.dataplane.gateway.observability import AccessLog
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "gateway.json"
+OBSERVABILITY_RESULTS = ROOT / "bench" / "results" / "gateway-observability.json"
 
 BACKEND_A, BACKEND_B = "127.0.0.2", "127.0.0.3"
 REFERENCE_ADDR, ENGINE_ADDR = "127.0.0.4", "127.0.0.5"
@@ -257,7 +263,7 @@ def throughput(tmp: Path, backend_port: int, seconds: int, rounds: int) -> dict[
 
 
 def _callgrind_per_request(prefix: Path, conf: Path, addr: str, port: int, host: str, path: str,
-                           setup: Any = None, requests: int = 2000) -> float:
+                           setup: Any = None, requests: int = 2000, warmup: int = 300) -> float:
     """User-space instructions per proxied request, counted by callgrind in a single-process nginx
     (master_process off): unlike time, unaffected by whatever else the machine is running. The kernel's
     share of a request is not counted, so this ratio is lower than the throughput ratio."""
@@ -279,7 +285,7 @@ def _callgrind_per_request(prefix: Path, conf: Path, addr: str, port: int, host:
                 if time.monotonic() > deadline:
                     raise RuntimeError("nginx under valgrind did not answer") from None
                 time.sleep(0.5)
-        for _ in range(300):
+        for _ in range(warmup):
             get(addr, port, host, path, conn)
         subprocess.run(["callgrind_control", "-z", str(proc.pid)], capture_output=True, check=True, timeout=60)
         for _ in range(requests):
@@ -318,6 +324,36 @@ def instructions(tmp: Path, backend_port: int) -> dict[str, Any]:
                                        setup=load)
     return {"reference_instructions_per_request": reference, "engine_instructions_per_request": engine_ir,
             "instruction_ratio": reference / engine_ir}
+
+
+def observability_cost(tmp: Path, backend_port: int, runs: int) -> dict[str, Any]:
+    """Instructions per request of the engine with its access log and metrics off, each alone, and both: the
+    least of `runs` each, because LuaJIT's trace selection in the router is bimodal from run to run (about 30k
+    or 43k for one configuration)."""
+    variants: dict[str, dict[str, Any]] = {
+        "neither": {"access_log": AccessLog.OFF, "metrics": False}, "metrics": {"access_log": AccessLog.OFF},
+        "access_log": {"metrics": False}, "both": {}}
+    host, path = "h29.bench.example", "/svc9/x"
+    out: dict[str, Any] = {}
+    for name, options in variants.items():
+        counts = []
+        for i in range(runs):
+            port = free_port(ENGINE_ADDR)
+            eng = Engine(InstanceSettings(tmp / f"obs-{name}-{i}", **options),
+                         [Listener(port, ipaddress.ip_address(ENGINE_ADDR))])
+            eng.start()
+            eng.stop()
+            loaded: list[bool] = []
+
+            def load(eng: Engine = eng, port: int = port, loaded: list[bool] = loaded) -> None:
+                if not loaded:
+                    load_routes(eng, port, backend_port, 300)
+                    loaded.append(True)
+
+            counts.append(_callgrind_per_request(eng.prefix, eng.prefix / "conf/nginx.conf", ENGINE_ADDR, port, host,
+                                                 path, setup=load, requests=3000, warmup=5000))
+        out[name] = {"least": min(counts), "runs": counts}
+    return {"observability_instructions_per_request": out}
 
 
 def _percentiles(samples: list[float]) -> dict[str, float]:
@@ -430,7 +466,12 @@ def memory(tmp: Path, backend_port: int, routes: int) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="shorter runs (a smoke run, not for the record)")
+    parser.add_argument("--observability", action="store_true",
+                        help="only the instruction cost of the access log and metrics (needs valgrind)")
     args = parser.parse_args()
+    if args.observability:
+        observability_main()
+        return
     for tool in ("nginx", "wrk", "taskset", "luajit"):
         if shutil.which(tool) is None:
             sys.exit(f"{tool} is not installed (make setup installs the gateway's packages)")
@@ -461,6 +502,20 @@ def main() -> None:
     if not args.quick:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(report, indent=2))
+
+
+def observability_main() -> None:
+    with tempfile.TemporaryDirectory(prefix="np-bench-gwo-") as tmp_name:
+        tmp = Path(tmp_name)
+        os.chmod(tmp, 0o755)
+        backend_port = free_port(BACKEND_A)
+        with plain_nginx(backend_conf(backend_port), LOAD_CORE):
+            results = observability_cost(tmp, backend_port, runs=3)
+    report = {"benchmark": "gateway-observability", "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+              "setup": "300 routes, 5,000 warm-up and 3,000 counted requests on one kept-alive connection, "
+                       "single-process nginx under callgrind", "results": results}
+    OBSERVABILITY_RESULTS.write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))
 
 
