@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.certificates import self_signed
 from tests.conftest import ROOT, kubectl_binaries
 from tests.e2e.clusters import NETPLANE, Cluster, running_cluster, running_pods, wait_until
 
@@ -175,6 +176,39 @@ def test_endpoint_changes_need_no_reload(cluster: Cluster, instance: None) -> No
 
     wait_until("both echo pods answering through the Ingress", both_answer, timeout=30)
     assert metric(cluster, "nginx_ingress_controller_success") == reloads
+
+
+def test_https_with_certificates_chosen_by_sni(cluster: Cluster, instance: None, tmp_path: Path) -> None:
+    """TLS hosts served with their own Secret's certificate (SNI), plain HTTP redirected to HTTPS with 308."""
+    for host in ("secure.local", "other.local"):
+        cert, key = self_signed(host)
+        (tmp_path / f"{host}.crt").write_text(cert)
+        (tmp_path / f"{host}.key").write_text(key)
+        cluster.kubectl("-n", "k-1", "create", "secret", "tls", host, "--cert", str(tmp_path / f"{host}.crt"),
+                        "--key", str(tmp_path / f"{host}.key"))
+    backend = {"service": {"name": "nginx-service", "port": {"name": "http"}}}
+    apply(cluster, tmp_path, {
+        "apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "secure", "namespace": "k-1"},
+        "spec": {"ingressClassName": "nginx",
+                 "tls": [{"hosts": [host], "secretName": host} for host in ("secure.local", "other.local")],
+                 "rules": [{"host": host, "http": {"paths": [{"path": "/", "pathType": "Prefix",
+                                                              "backend": backend}]}}
+                           for host in ("secure.local", "other.local")]}})
+
+    def https(host: str) -> dict[str, Any] | None:
+        done = subprocess.run([*NETPLANE, "external", "--data-dir", str(cluster.data_dir), "--", "curl", "-sS",
+                               "-m", "3", "--cacert", str(tmp_path / f"{host}.crt"), "--resolve",
+                               f"{host}:{HTTPS_NODE_PORT}:{NODE_IP}", f"https://{host}:{HTTPS_NODE_PORT}/tls?a=1"],
+                              capture_output=True, text=True, cwd=ROOT, timeout=30)
+        return json.loads(done.stdout) if done.returncode == 0 else None
+
+    # curl verifies the chain against each host's own self-signed certificate: only the Secret of that
+    # name can satisfy it, so a pass means the engine picked the certificate by SNI.
+    answer = wait_until("secure.local over HTTPS", lambda: https("secure.local"), timeout=30)
+    assert answer["host"] == f"secure.local:{HTTPS_NODE_PORT}" and answer["path"] == "/tls?a=1", answer
+    assert (https("other.local") or {}).get("host") == f"other.local:{HTTPS_NODE_PORT}"
+    status, headers, _ = request(cluster, "secure.local", "/page?x=1")
+    assert status == 308 and headers["location"] == "https://secure.local/page?x=1", headers
 
 
 def test_deleting_the_ingress_stops_routing(cluster: Cluster, instance: None) -> None:

@@ -4,18 +4,12 @@ redirects, annotations as filters and policies, canaries, passthrough, and robus
 from __future__ import annotations
 
 import base64
-import datetime
-import functools
 import json
 import random
 from typing import Any
 
 import pytest
 import yaml
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -63,6 +57,7 @@ from netplane.routing.ir import (
 )
 from netplane.routing.matching import Request, route_request
 from netplane.routing.precedence import OrderingModel, order_routes
+from tests.certificates import self_signed
 
 pytestmark = pytest.mark.unit
 
@@ -123,19 +118,7 @@ def endpoint_slice(service_name: str = "svc", namespace: str = "k-1", port: int 
             "endpoints": endpoints}
 
 
-@functools.cache
-def certificate(*hosts: str) -> tuple[str, str]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now)
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(h) for h in hosts]), critical=False)
-            .sign(key, hashes.SHA256()))
-    return (cert.public_bytes(serialization.Encoding.PEM).decode(),
-            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                              serialization.NoEncryption()).decode())
+certificate = self_signed
 
 
 def tls_secret(name: str, *hosts: str, namespace: str = "k-1", ca: bool = False) -> dict[str, Any]:
