@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 from netplane.dataplane.gateway.config import Listener as EngineListener
 from netplane.dataplane.gateway.engine import BACKENDS, CERTIFICATES, VHOSTS, ControlError
 from netplane.dataplane.gateway.render import Unenforced, render
+from netplane.dataplane.gateway.upstreams import L4Listener, Passthrough, StreamPeer, Upstreams
 from netplane.dataplane.ingress.instance import DocumentSync, unenforced_message
 from netplane.routing import ir
 from netplane.routing.ingress.translate import IngressInputs, translate
@@ -86,7 +88,6 @@ def test_snippet_headers_and_exact_paths() -> None:
     ({"nginx.ingress.kubernetes.io/limit-rate": "100"}, "response-rate-limit"),
     ({"nginx.ingress.kubernetes.io/enable-modsecurity": "true"}, "waf"),
     ({"nginx.ingress.kubernetes.io/allowlist-source-range": "10.0.0.0/8"}, "source-ip-access"),
-    ({"nginx.ingress.kubernetes.io/backend-protocol": "HTTPS"}, "backend-protocol"),
     ({"nginx.ingress.kubernetes.io/proxy-body-size": "8m"}, "body-size"),
     ({"nginx.ingress.kubernetes.io/upstream-hash-by": "$request_uri"}, "hash-key"),
 ])
@@ -163,18 +164,31 @@ def test_actions_and_filters() -> None:
 def test_tls_certificates_and_l4() -> None:
     cert = ir.Certificate("k-1/tls", "k-1", "tls", "CERT", "KEY")
     default = ir.Certificate("k-1/default", "k-1", "default", "DCERT", "DKEY")
-    passthrough = ir.L4Route(ir.Provenance("Ingress", "k-1", "pass"), "g", ("p.example",))
+    passthrough = ir.L4Route(ir.Provenance("Ingress", "k-1", "pass"), "g", ("*.p.example",),
+                             ir.WildcardMode.ONE_LABEL)
+    tcp = ir.L4Route(ir.Provenance("Gateway", "k-1", "tcp"), "g", proxy_protocol=True)
+    udp = ir.L4Route(ir.Provenance("Gateway", "k-1", "udp"), "g")
+    group = ir.BackendGroup("g", (ir.Backend("k-1/s:53", endpoints=(ir.Endpoint("10.0.0.2", 5353),
+                                                                     ir.Endpoint("fd00::2", 5353))),
+                                  ir.Backend("k-1/t:53", weight=0, endpoints=(ir.Endpoint("10.0.0.3", 53),))))
     config = ir.RoutingConfig(
         listeners=(ir.Listener("https", 443, ir.Protocol.HTTPS, tls=ir.ListenerTLS("k-1/default"),
                                virtual_hosts=(ir.VirtualHost(("a.example",), (route(),), certificate="k-1/tls"),),
                                l4_routes=(passthrough,)),
-                   ir.Listener("tcp", 9000, ir.Protocol.TCP, l4_routes=(passthrough,))),
-        backend_groups=(ir.BackendGroup("g"),), certificates=(cert, default))
+                   ir.Listener("tcp", 9000, ir.Protocol.TCP, address="127.0.0.1", l4_routes=(tcp,)),
+                   ir.Listener("udp", 9000, ir.Protocol.UDP, l4_routes=(udp,))),
+        backend_groups=(group,), certificates=(cert, default))
     out = render(config)
     assert out.listeners == (EngineListener(443, tls=True),)
     assert out.certificates == {"k-1/tls": {"hostnames": ["a.example"], "certificate": "CERT", "key": "KEY"},
                                 "k-1/default": {"hostnames": ["*"], "certificate": "DCERT", "key": "DKEY"}}
-    assert {u.feature for u in out.unenforced} == {"ssl-passthrough", "l4"}
+    assert out.unenforced == ()
+    # Endpoints of the group, without the backend weighted 0.
+    peers = (StreamPeer(ipaddress.ip_address("10.0.0.2"), 5353), StreamPeer(ipaddress.ip_address("fd00::2"), 5353))
+    assert out.upstreams.passthrough == (Passthrough(443, ("*.p.example",), peers, one_label=True),)
+    assert out.upstreams.l4 == (L4Listener(9000, False, ipaddress.ip_address("127.0.0.1"), peers, proxy_protocol=True),
+                                L4Listener(9000, True, None, peers))
+    assert render(config).upstreams == out.upstreams  # deterministic: an unchanged config never reloads
 
 
 @settings(max_examples=50, deadline=None)
@@ -195,12 +209,14 @@ class FakeEngine:
     def __init__(self) -> None:
         self.reloads = 0
         self.listeners: tuple[EngineListener, ...] = ()
+        self.upstreams = Upstreams()
         self.calls: list[tuple[str, str, str]] = []
         self.refuse: set[str] = set()
 
-    def set_listeners(self, listeners: Iterable[EngineListener]) -> bool:
-        wanted = tuple(listeners)
-        changed, self.listeners = wanted != self.listeners, wanted
+    def set_listeners(self, listeners: Iterable[EngineListener], upstreams: Upstreams | None = None) -> bool:
+        wanted = (tuple(listeners), upstreams or self.upstreams)
+        changed = wanted != (self.listeners, self.upstreams)
+        self.listeners, self.upstreams = wanted
         return changed
 
     def put(self, kind: str, name: str, doc: Mapping[str, Any] | bytes) -> int:

@@ -17,6 +17,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from netplane.dataplane.gateway import upstreams as up
+from netplane.dataplane.gateway.upstreams import NO_UPSTREAMS, Upstreams
+
 LUA_SOURCE = Path(__file__).parent / "lua"
 # The Lua modules are installed as package "netplane" under <prefix>/lua.
 LUA_PACKAGE = "netplane"
@@ -98,7 +101,7 @@ class InstanceSettings:
         text = str(self.prefix)
         if not self.prefix.is_absolute() or not _SAFE_PREFIX.fullmatch(text):
             raise ConfigError(f"prefix must be an absolute path of [A-Za-z0-9._/-]: {text!r}")
-        if len(text) + 1 + len(CONTROL_SOCKET) > _SUN_PATH_MAX:
+        if len(text) + 1 + max(len(CONTROL_SOCKET), up.LONGEST_INTERNAL_SOCKET) > _SUN_PATH_MAX:
             raise ConfigError(f"prefix too long for a unix socket path: {text!r}")
         for name in ("worker_processes", "worker_connections", "config_memory_mb", "upstream_keepalive",
                      "regex_cache_entries", "control_body_mb"):
@@ -135,12 +138,25 @@ def listeners_changed(old: Iterable[Listener], new: Iterable[Listener]) -> bool:
     return canonical_listeners(old) != canonical_listeners(new)
 
 
-def _server_block(lst: Listener) -> list[str]:
+def check_upstreams(listeners: tuple[Listener, ...], upstreams: Upstreams) -> None:
+    """Refuses stream ports that collide with the HTTP listeners: a passthrough port must be free or a TLS
+    listener (which then takes the names not passed through), a TCP listener's port must be free."""
+    by_port = {lst.port: lst for lst in listeners}
+    for port in upstreams.passthrough_ports():
+        if port in by_port and not by_port[port].tls:
+            raise ConfigError(f"port {port}: TLS passthrough on a listener without TLS")
+    for port in upstreams.tcp_ports():
+        if port in by_port or port in upstreams.passthrough_ports():
+            raise ConfigError(f"port {port}: a TCP listener on a port already in use")
+
+
+def _server_block(lst: Listener, settings: InstanceSettings, upstreams: Upstreams) -> list[str]:
     flags = (" ssl" if lst.tls else "") + (" http2" if lst.http2 else "")
-    lines = [
-        "    server {",
-        f"        listen {lst.listen_target()}{flags};",
-    ]
+    lines = ["    server {"]
+    if lst.port in upstreams.passthrough_ports():
+        lines += up.terminating_listen(str(settings.prefix), lst.port, flags)
+    else:
+        lines.append(f"        listen {lst.listen_target()}{flags};")
     if lst.tls:
         lines += [
             f"        ssl_certificate {FALLBACK_CERT};",
@@ -158,18 +174,23 @@ def _server_block(lst: Listener) -> list[str]:
         "            proxy_pass http://np_backend;",
         "            header_filter_by_lua_block { np_router.header_filter() }",
         "        }",
+        *up.named_locations(upstreams),
         "    }",
     ]
     return lines
 
 
-def render_nginx_conf(settings: InstanceSettings, listeners: Iterable[Listener]) -> str:
-    """nginx.conf for `settings` and `listeners` (pure). Relative paths resolve against the prefix."""
+def render_nginx_conf(settings: InstanceSettings, listeners: Iterable[Listener],
+                      upstreams: Upstreams = NO_UPSTREAMS) -> str:
+    """nginx.conf for `settings`, `listeners` and the static upstream side (pure). Relative paths resolve
+    against the prefix."""
     ordered = canonical_listeners(listeners)
+    check_upstreams(ordered, upstreams)
+    modules = (*MODULES, up.STREAM_MODULE) if upstreams.uses_stream else MODULES
     lines = [
         "# Rendered by netplane.dataplane.gateway.config: numbers and netplane's own names only.",
         "# Routes, hosts, endpoints and certificates are data in shared memory, pushed over the control socket.",
-        *(f"load_module {MODULES_DIR / m};" for m in MODULES),
+        *(f"load_module {MODULES_DIR / m};" for m in modules),
         f"worker_processes {settings.worker_processes};",
         f"pid {PID_FILE};",
         f"error_log {ERROR_LOG} warn;",
@@ -188,6 +209,7 @@ def render_nginx_conf(settings: InstanceSettings, listeners: Iterable[Listener])
         f'        np_balancer = require "{LUA_PACKAGE}.balancer"',
         f'        np_certs = require "{LUA_PACKAGE}.certs"',
         f'        np_control = require "{LUA_PACKAGE}.control"',
+        f"        {up.lua_init(upstreams)}",
         "    }",
         "    proxy_http_version 1.1;",
         '    proxy_set_header Connection "";',
@@ -203,9 +225,10 @@ def render_nginx_conf(settings: InstanceSettings, listeners: Iterable[Listener])
         "        keepalive_requests 10000;",
         "        keepalive_timeout 60s;",
         "    }",
+        *up.balancer_upstreams(upstreams, settings.upstream_keepalive),
     ]
     for lst in ordered:
-        lines += _server_block(lst)
+        lines += _server_block(lst, settings, upstreams)
     lines += [
         "    server {",
         f"        listen unix:{settings.control_socket};",
@@ -214,6 +237,7 @@ def render_nginx_conf(settings: InstanceSettings, listeners: Iterable[Listener])
         "        location / { content_by_lua_block { np_control.handle() } }",
         "    }",
         "}",
+        *up.stream_block(str(settings.prefix), upstreams, {lst.port: lst.address for lst in ordered if lst.tls}),
     ]
     return "\n".join(lines) + "\n"
 

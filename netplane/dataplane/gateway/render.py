@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from netplane.dataplane.gateway import upstreams as up
 from netplane.dataplane.gateway.config import Listener as EngineListener
 from netplane.routing import ir
 
@@ -24,6 +25,9 @@ from netplane.routing import ir
 ENGINE_BODY_LIMIT = 1024 * 1024
 _MAX_RETRIES = 100
 Doc = dict[str, Any]
+_HTTP_PROTOCOLS = (ir.UpstreamProtocol.HTTP, ir.UpstreamProtocol.HTTPS, ir.UpstreamProtocol.GRPC,
+                   ir.UpstreamProtocol.GRPCS)
+_GRPC = (ir.UpstreamProtocol.GRPC, ir.UpstreamProtocol.GRPCS)
 
 
 @dataclass(frozen=True, order=True)
@@ -59,6 +63,8 @@ class EngineConfig:
     # The objects whose routes a virtual-host document holds: told when the engine refuses that document.
     vhost_sources: dict[str, tuple[Source, ...]] = field(default_factory=dict)
     unenforced: tuple[Unenforced, ...] = ()
+    # Upstream TLS profiles, TLS passthrough and TCP/UDP listeners: part of nginx.conf (a change reloads).
+    upstreams: up.Upstreams = field(default_factory=up.Upstreams)
 
 
 _FILTER_FEATURES: dict[type, str] = {
@@ -89,6 +95,10 @@ class _Renderer:
         self.unenforced: set[Unenforced] = set()
         self.groups = {g.name: g for g in config.backend_groups}
         self.policies: dict[str, Doc] = {}
+        self.profiles: set[up.TLSProfile] = set()
+        self.bad_tls: dict[str, str] = {}
+        self.passthrough: list[up.Passthrough] = []
+        self.l4: list[up.L4Listener] = []
 
     def report(self, p: ir.Provenance | Source, feature: str, detail: str = "") -> None:
         self.unenforced.add(Unenforced(p.kind, p.namespace, p.name, feature, detail))
@@ -96,19 +106,52 @@ class _Renderer:
     # -- listeners ----------------------------------------------------------------------------------------------
 
     def listener(self, lst: ir.Listener) -> EngineListener | None:
-        if lst.protocol not in (ir.Protocol.HTTP, ir.Protocol.HTTPS):
-            for route in lst.l4_routes:
-                self.report(route.provenance, "l4", f"{lst.protocol.value} listener {lst.name} on port {lst.port}")
-            return None
+        address = _bind_address(lst.address)
         for route in lst.l4_routes:
-            self.report(route.provenance, "ssl-passthrough", f"TLS passthrough on port {lst.port}")
+            self.l4_route(lst, route, address)
+        if lst.protocol not in (ir.Protocol.HTTP, ir.Protocol.HTTPS):
+            return None
+        tls = lst.protocol == ir.Protocol.HTTPS
+        grpc = any(self.speaks_grpc(r) for vhost in lst.virtual_hosts for r in vhost.routes)
+        if grpc and not tls:
+            for vhost in lst.virtual_hosts:
+                for r in vhost.routes:
+                    if self.speaks_grpc(r):
+                        self.report(r.provenance, "grpc-plaintext",
+                                    f"gRPC clients need HTTP/2, offered on TLS listeners only (port {lst.port})")
+        # gRPC clients need HTTP/2 (negotiated by ALPN, so HTTP/1.1 clients are still served).
+        return EngineListener(lst.port, address, tls=tls, http2=tls and grpc)
+
+    def speaks_grpc(self, route: ir.Route) -> bool:
+        group = self.groups.get(route.action.backend_group) if isinstance(route.action, ir.Forward) else None
+        return group is not None and any(b.protocol in _GRPC for b in group.backends)
+
+    def l4_route(self, lst: ir.Listener, route: ir.L4Route, address: up.IPAddress | None) -> None:
+        p = route.provenance
+        group = self.groups.get(route.backend_group)
+        peers = self.stream_peers(group, p) if group is not None else ()
         try:
-            address = ipaddress.ip_address(lst.address)
-        except ValueError:
-            address = None
-        if address is not None and address.is_unspecified:
-            address = None
-        return EngineListener(lst.port, address, tls=lst.protocol == ir.Protocol.HTTPS)
+            if lst.protocol in (ir.Protocol.TLS, ir.Protocol.HTTPS):
+                self.passthrough.append(up.Passthrough(lst.port, route.hostnames, peers, address,
+                                                       one_label=route.wildcard == ir.WildcardMode.ONE_LABEL,
+                                                       proxy_protocol=route.proxy_protocol))
+            elif lst.protocol in (ir.Protocol.TCP, ir.Protocol.UDP):
+                self.l4.append(up.L4Listener(lst.port, lst.protocol == ir.Protocol.UDP, address, peers,
+                                             route.proxy_protocol))
+            else:
+                self.report(p, "l4", f"stream routes on {lst.protocol.value} listener {lst.name}")
+        except up.UpstreamConfigError as e:
+            self.report(p, "l4", f"listener {lst.name} on port {lst.port}: {e}")
+
+    def stream_peers(self, group: ir.BackendGroup, p: ir.Provenance) -> tuple[up.StreamPeer, ...]:
+        peers = []
+        for backend in group.backends:
+            if backend.external_name:
+                self.report(p, "external-name", f"ExternalName {backend.external_name} of {backend.name}")
+            if backend.weight > 0:
+                peers += [up.StreamPeer(ipaddress.ip_address(e.address), e.port, min(backend.weight, 10000))
+                          for e in backend.endpoints]
+        return tuple(peers)
 
     # -- backends -----------------------------------------------------------------------------------------------
 
@@ -142,12 +185,39 @@ class _Renderer:
             for backend in group.backends:
                 name = backend_doc_name(group.name, backend.name)
                 endpoints = [{"address": e.address, "port": e.port} for e in backend.endpoints]
-                self.out.backends[name] = {"endpoints": endpoints}
+                doc: Doc = {"endpoints": endpoints}
+                if backend.protocol in _HTTP_PROTOCOLS and backend.protocol != ir.UpstreamProtocol.HTTP:
+                    doc["protocol"] = backend.protocol.value
+                    profile = self.tls_profile(backend)
+                    if profile is None:
+                        doc["endpoints"] = []  # TLS settings it cannot apply: fail closed (503), reported
+                    elif profile != up.TLSProfile():
+                        self.profiles.add(profile)
+                        doc["tls"] = profile.id
+                self.out.backends[name] = doc
+
+    def tls_profile(self, backend: ir.Backend) -> up.TLSProfile | None:
+        """The TLS profile of an HTTPS/GRPCS backend (the plain one for none), None when it cannot be built."""
+        tls = backend.tls
+        if tls is None or backend.protocol not in (ir.UpstreamProtocol.HTTPS, ir.UpstreamProtocol.GRPCS):
+            return up.TLSProfile()
+        cert = self.config.certificate(tls.secret) if tls.secret is not None else None
+        try:
+            return up.TLSProfile(verify=tls.verify, verify_depth=tls.verify_depth, server_name=tls.server_name,
+                                 sni=tls.sni, protocols=tls.protocols, ciphers=tls.ciphers,
+                                 ca_pem=cert.ca_pem if cert else "",
+                                 certificate_pem=cert.certificate_pem if cert else "",
+                                 key_pem=cert.private_key_pem if cert else "")
+        except up.UpstreamConfigError as e:
+            self.bad_tls[backend.name] = str(e)
+            return None
 
     def backend_problems(self, group: ir.BackendGroup, p: ir.Provenance) -> None:
         for backend in group.backends:
-            if backend.protocol != ir.UpstreamProtocol.HTTP or backend.tls is not None:
+            if backend.protocol not in _HTTP_PROTOCOLS:
                 self.report(p, "backend-protocol", f"{backend.protocol.value} towards {backend.name}")
+            elif backend.name in self.bad_tls:
+                self.report(p, "backend-tls", f"{backend.name} gets no traffic: {self.bad_tls[backend.name]}")
             if backend.external_name:
                 self.report(p, "external-name", f"ExternalName {backend.external_name} of {backend.name}")
             if backend.filters:
@@ -334,6 +404,8 @@ class _Renderer:
                 doc["hostnames"].append(host)
 
     def run(self) -> EngineConfig:
+        # Backend documents first: routes report the TLS settings those could not take.
+        self.backends()
         listeners = []
         for lst in self.config.listeners:
             engine_listener = self.listener(lst)
@@ -347,10 +419,27 @@ class _Renderer:
         for name, doc in list(self.out.certificates.items()):
             if not doc["hostnames"]:
                 del self.out.certificates[name]
-        self.backends()
         self.out.listeners = tuple(dict.fromkeys(listeners))
+        self.out.upstreams = self.upstreams(listeners)
         self.out.unenforced = tuple(sorted(self.unenforced))
         return self.out
+
+
+    def upstreams(self, listeners: list[EngineListener]) -> up.Upstreams:
+        try:
+            return up.Upstreams(tuple(self.profiles), tuple(self.passthrough), tuple(self.l4))
+        except up.UpstreamConfigError as e:
+            # Two stream routes on one name or socket: the IR's validation refuses this before it gets here.
+            self.report(Source("RoutingConfig", "", ""), "l4", str(e))
+            return up.Upstreams(tuple(self.profiles))
+
+
+def _bind_address(text: str) -> up.IPAddress | None:
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    return None if address.is_unspecified else address
 
 
 def _condition(m: ir.HeaderMatch | ir.QueryMatch | ir.CookieMatch, negated: bool) -> Doc:

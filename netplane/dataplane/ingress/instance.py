@@ -38,6 +38,7 @@ from netplane.dataplane.gateway.config import CheckError, InstanceSettings
 from netplane.dataplane.gateway.config import Listener as EngineListener
 from netplane.dataplane.gateway.engine import BACKENDS, CERTIFICATES, VHOSTS, ControlError, Engine, EngineError
 from netplane.dataplane.gateway.render import EngineConfig, Source, Unenforced, render
+from netplane.dataplane.gateway.upstreams import Upstreams
 from netplane.dataplane.ingress.metrics import CONTENT_TYPE, InstanceMetrics
 from netplane.routing import ir
 from netplane.routing.ingress.settings import ControllerSettings, parse_settings
@@ -70,7 +71,9 @@ FEATURE_SOURCES = {
     "canary": "annotations canary / canary-by-header / canary-by-cookie / canary-weight",
     "backend-protocol": "annotations backend-protocol / proxy-ssl-*",
     "external-name": "an ExternalName Service backend",
-    "ssl-passthrough": "annotation ssl-passthrough",
+    "backend-tls": "annotations proxy-ssl-secret / proxy-ssl-* (the backend gets no traffic)",
+    "grpc-plaintext": "annotation backend-protocol GRPC/GRPCS on a host without TLS",
+    "l4": "TLS passthrough or a TCP/UDP listener",
     "header-template": "nginx variables in header values (configuration-snippet, proxy-set-headers)",
     "session-cookie": "annotations session-cookie-domain / -secure / -conditional-samesite-none / "
                       "-change-on-failure",
@@ -91,7 +94,7 @@ class DocumentEngine(Protocol):
 
     reloads: int
 
-    def set_listeners(self, listeners: tuple[EngineListener, ...]) -> bool: ...
+    def set_listeners(self, listeners: tuple[EngineListener, ...], upstreams: Upstreams | None = None) -> bool: ...
     def put(self, kind: str, name: str, doc: Mapping[str, Any] | bytes) -> int: ...
     def delete(self, kind: str, name: str) -> int: ...
     def put_certificate(self, name: str, hostnames: list[str], cert_pem: str, key_pem: str) -> int: ...
@@ -130,7 +133,8 @@ class DocumentSync:
         self.digests: dict[str, dict[str, str]] = {VHOSTS: {}, BACKENDS: {}, CERTIFICATES: {}}
 
     def apply(self, config: EngineConfig) -> SyncResult:
-        result = SyncResult(reloaded=self.engine.set_listeners(config.listeners))
+        # nginx.conf first: a backend document may name a TLS profile only the new configuration has.
+        result = SyncResult(reloaded=self.engine.set_listeners(config.listeners, config.upstreams))
         wanted = {VHOSTS: config.vhosts, BACKENDS: config.backends, CERTIFICATES: config.certificates}
         self._delete(VHOSTS, wanted[VHOSTS], result)
         for kind in (BACKENDS, CERTIFICATES, VHOSTS):
@@ -237,7 +241,8 @@ class IngressInstance:
             prefix = self.options.prefix or Path(f"/tmp/netplane-ingress-{self.pod}")
             instance = InstanceSettings(prefix, worker_processes=settings.worker_processes or os.cpu_count() or 1,
                                         worker_connections=settings.max_worker_connections)
-            engine = Engine(instance, rendered.listeners, nginx=self.options.nginx, luajit=self.options.luajit)
+            engine = Engine(instance, rendered.listeners, nginx=self.options.nginx, luajit=self.options.luajit,
+                            upstreams=rendered.upstreams)
             engine.start()
             self.engine, self.sync = engine, DocumentSync(engine)
             log.info("nginx started (prefix %s, listeners %s)", prefix,

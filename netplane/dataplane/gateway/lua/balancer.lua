@@ -42,10 +42,38 @@ local function is_ip(s)
     return find(s, ":", 1, true) ~= nil and not find(s, "[^%x:.]")
 end
 
--- Backend document: {"endpoints": [{"address": "10.0.0.1", "port": 8080, "weight": 1}, ...]}.
+-- Upstream TLS profiles of the running nginx.conf (set by its init_by_lua): id → true.
+local tls_profiles = {}
+
+function _M.set_tls_profiles(ids)
+    tls_profiles = {}
+    for _, id in ipairs(ids) do
+        tls_profiles[id] = true
+    end
+end
+
+-- The named location a backend's requests continue in: nil for plain HTTP (the listener's own location),
+-- else one per protocol, and per protocol and TLS profile (see upstreams.py).
+local PROTOCOLS = { http = true, https = true, grpc = true, grpcs = true }
+
+local function compile_location(doc)
+    local protocol = doc.protocol == nil and "http" or valid.string(doc.protocol, "protocol")
+    check(PROTOCOLS[protocol], "protocol", "must be http, https, grpc or grpcs")
+    if doc.tls == nil then
+        return protocol ~= "http" and ("@np_" .. protocol) or nil
+    end
+    local id = valid.string(doc.tls, "tls")
+    check(protocol == "https" or protocol == "grpcs", "tls", "needs protocol https or grpcs")
+    check(tls_profiles[id], "tls", "no upstream TLS profile " .. id .. " in this nginx.conf")
+    return "@np_" .. protocol .. "_" .. id
+end
+
+-- Backend document: {"endpoints": [{"address": "10.0.0.1", "port": 8080, "weight": 1}, ...],
+-- "protocol": "http" | "https" | "grpc" | "grpcs", "tls": "<profile id>"}.
 -- Endpoints with weight 0 are kept out of rotation (draining).
 function _M.compile_backend(doc, name)
     valid.table(doc, "backend " .. name)
+    local location = compile_location(doc)
     local eps = valid.table(doc.endpoints, "endpoints")
     local peers, tokens, total, uniform, first = {}, {}, 0, true, nil
     for i, ep in ipairs(eps) do
@@ -65,7 +93,8 @@ function _M.compile_backend(doc, name)
             uniform = uniform and weight == first
         end
     end
-    return { peers = peers, n = #peers, tokens = tokens, total = total, uniform = uniform, idx = 0 }
+    return { peers = peers, n = #peers, tokens = tokens, total = total, uniform = uniform, idx = 0,
+             location = location }
 end
 
 local function backend(name, gen)
@@ -373,10 +402,11 @@ local function retry_peer(state)
     if p then
         return p
     end
-    local group, gen = state[1].group, state[4]
+    local group, gen, location = state[1].group, state[4], state[3].location
     for i = 1, group.n do
         local b = backend(group.refs[i].name, gen)
-        p = b and b.n > 0 and rr_pick(b, tried)
+        -- Only backends of the same protocol: the request is already in that protocol's location.
+        p = b and b.n > 0 and b.location == location and rr_pick(b, tried)
         if p then
             state[3] = b
             return p

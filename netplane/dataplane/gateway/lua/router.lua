@@ -475,7 +475,8 @@ end
 
 -- access_by_lua of every listener's server block. Response headers set here (the affinity cookie,
 -- added headers) are sent together with the backend's; routes that must see the backend's headers or
--- retry continue in the named location @np_full, which has a header filter.
+-- retry continue in the named location @np_full, which has a header filter. Backends spoken to in
+-- another protocol (HTTPS, gRPC, a TLS profile) continue in that protocol's location, which has one too.
 function _M.access(port)
     local gen = dict:get("gen") or 0
     local name = vhost_name(port, var.host or "", gen)
@@ -503,6 +504,10 @@ function _M.access(port)
         add_cookie(cookie)
     end
     balancer.hand_over({ route, peer, backend, gen })
+    local location = backend.location
+    if location then
+        return ngx.exec(location)
+    end
     if route.full then
         return ngx.exec("@np_full")
     end

@@ -1,0 +1,349 @@
+"""The gateway engine's upstream side with real nginx on loopback: HTTPS backends (plain, verified against a
+CA, with a client certificate), gRPC, TLS passthrough by SNI next to termination, TCP and UDP listeners.
+
+Backends are in this process: the echo servers of test_gateway_engine.py, the same behind TLS, and small
+TCP/UDP echo servers. One engine serves the module; tests that change its upstream side set the whole of it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+import socket
+import socketserver
+import ssl
+import tempfile
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from netplane.dataplane.gateway import ConfigError, ControlError, Engine, InstanceSettings, Listener
+from netplane.dataplane.gateway.upstreams import L4Listener, Passthrough, StreamPeer, TLSProfile, Upstreams
+from tests.e2e.test_gateway_engine import (
+    ADDR,
+    LOOPBACK,
+    _EchoServer,
+    _self_signed,
+    backends,
+    call,
+    free_port,
+    pytestmark,
+    to,
+)
+
+__all__ = ["backends", "pytestmark"]
+
+
+# -- TLS material ------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Pem:
+    cert: str
+    key: str
+
+
+def _key_pem(key: ec.EllipticCurvePrivateKey) -> str:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption()).decode()
+
+
+def _ca(name: str) -> tuple[Pem, x509.Certificate, ec.EllipticCurvePrivateKey]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=1))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    return Pem(cert.public_bytes(serialization.Encoding.PEM).decode(), _key_pem(key)), cert, key
+
+
+def _leaf(ca: tuple[Pem, x509.Certificate, ec.EllipticCurvePrivateKey], name: str) -> Pem:
+    _, ca_cert, ca_key = ca
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+            .issuer_name(ca_cert.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=1)).not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    return Pem(cert.public_bytes(serialization.Encoding.PEM).decode(), _key_pem(key))
+
+
+def _context(pem: Pem, tmp: Path, client_ca: Pem | None = None) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    (tmp / "c.pem").write_text(pem.cert + pem.key)
+    context.load_cert_chain(tmp / "c.pem")
+    if client_ca is not None:
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.load_verify_locations(cadata=client_ca.cert)
+    return context
+
+
+class _TLSEchoServer(_EchoServer):
+    """The echo backend behind TLS (the handshake runs in the handler's thread, on its first read)."""
+
+    def __init__(self, name: str, context: ssl.SSLContext):
+        super().__init__(name)
+        self.context = context
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        sock, addr = self.socket.accept()
+        return self.context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), addr
+
+
+def _serve(server: socketserver.BaseServer) -> socketserver.BaseServer:
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+@dataclass
+class TLSWorld:
+    ca: Pem
+    other_ca: Pem
+    client: Pem  # issued by `ca`
+    plain: _TLSEchoServer  # certificate for backend.test by `ca`
+    mutual: _TLSEchoServer  # requires a client certificate by `ca`
+    passthrough: _TLSEchoServer  # its own certificate for pass.test
+
+
+@pytest.fixture(scope="module")
+def tls_world() -> Iterator[TLSWorld]:
+    tmp = Path(tempfile.mkdtemp(prefix="np-gw-tls-"))
+    ca, other = _ca("netplane test CA"), _ca("another CA")
+    server, client = _leaf(ca, "backend.test"), _leaf(ca, "client.test")
+    pt_cert, pt_key = _self_signed("pass.test")
+    world = TLSWorld(ca[0], other[0], client,
+                     _TLSEchoServer("tls", _context(server, tmp)),
+                     _TLSEchoServer("mutual", _context(server, tmp, client_ca=ca[0])),
+                     _TLSEchoServer("pass", _context(Pem(pt_cert, pt_key), tmp)))
+    servers = [world.plain, world.mutual, world.passthrough]
+    for s in servers:
+        _serve(s)
+    yield world
+    for s in servers:
+        s.shutdown()
+        s.server_close()
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def gw() -> Iterator[Engine]:
+    """One plain and one TLS listener (HTTP/2 offered there, for gRPC clients)."""
+    prefix_dir = Path(tempfile.mkdtemp(prefix="np-gw-up-", dir="/tmp"))
+    engine = Engine(InstanceSettings(prefix_dir, worker_processes=2),
+                    [Listener(free_port(), LOOPBACK), Listener(free_port(), LOOPBACK, tls=True, http2=True)])
+    engine.start()
+    try:
+        yield engine
+    finally:
+        engine.stop()
+        shutil.rmtree(prefix_dir, ignore_errors=True)
+
+
+def plain_port(engine: Engine) -> int:
+    return next(lst.port for lst in engine.listeners if not lst.tls)
+
+
+def tls_port(engine: Engine) -> int:
+    return next(lst.port for lst in engine.listeners if lst.tls)
+
+
+def port_of(server: socketserver.BaseServer) -> int:
+    return int(cast(tuple[str, int], server.server_address)[1])
+
+
+def ep(server: socketserver.BaseServer) -> dict[str, Any]:
+    return {"address": ADDR, "port": port_of(server)}
+
+
+def route_to(engine: Engine, host: str, backend: str, doc: dict[str, Any]) -> None:
+    engine.put(BACKENDS, backend, doc)
+    engine.put_vhost(host, {"ports": [lst.port for lst in engine.listeners], "hostnames": [host],
+                            "routes": [{"id": host, "backend": to(backend)}]})
+
+
+BACKENDS = "backends"
+
+
+# -- HTTPS backends ----------------------------------------------------------------------------------------------
+
+def test_https_backend_without_a_profile_needs_no_reload(gw: Engine, tls_world: TLSWorld) -> None:
+    reloads = gw.reloads
+    route_to(gw, "https.test", "https", {"endpoints": [ep(tls_world.plain)], "protocol": "https"})
+    answer = call(gw, "https.test", "/x", port=plain_port(gw))
+    assert answer.status == 200 and answer.name == "tls"
+    assert answer.json["path"] == "/x" and answer.json["headers"]["host"] == "https.test"
+    assert gw.reloads == reloads
+    # The same backend spoken to in plain HTTP fails at the backend's TLS: a bad gateway, not a hang.
+    route_to(gw, "https.test", "https", {"endpoints": [ep(tls_world.plain)]})
+    assert call(gw, "https.test", port=plain_port(gw)).status == 502
+
+
+def test_tls_profiles_verify_the_backend_and_present_a_client_certificate(gw: Engine, tls_world: TLSWorld) -> None:
+    right = TLSProfile(verify=True, verify_depth=2, server_name="backend.test", ca_pem=tls_world.ca.cert)
+    wrong = TLSProfile(verify=True, verify_depth=2, server_name="backend.test", ca_pem=tls_world.other_ca.cert)
+    misnamed = TLSProfile(verify=True, verify_depth=2, server_name="elsewhere.test", ca_pem=tls_world.ca.cert)
+    client = TLSProfile(certificate_pem=tls_world.client.cert, key_pem=tls_world.client.key)
+    upstreams = Upstreams(tls_profiles=(right, wrong, misnamed, client))
+    with pytest.raises(ControlError) as refused:
+        gw.put(BACKENDS, "early", {"endpoints": [ep(tls_world.plain)], "protocol": "https", "tls": right.id})
+    assert refused.value.status == 400 and "no upstream TLS profile" in refused.value.message
+
+    reloads = gw.reloads
+    assert gw.set_listeners(gw.listeners, upstreams)
+    assert gw.reloads == reloads + 1
+    assert not gw.set_listeners(gw.listeners, Upstreams(tls_profiles=(client, misnamed, wrong, right)))
+
+    def status(profile: TLSProfile | None, server: _TLSEchoServer) -> int:
+        doc: dict[str, Any] = {"endpoints": [ep(server)], "protocol": "https"}
+        if profile is not None:
+            doc["tls"] = profile.id
+        route_to(gw, "verify.test", "verify", doc)
+        return call(gw, "verify.test", port=plain_port(gw)).status
+
+    assert status(right, tls_world.plain) == 200
+    assert status(wrong, tls_world.plain) == 502
+    assert status(misnamed, tls_world.plain) == 502
+    assert status(client, tls_world.mutual) == 200
+    assert status(None, tls_world.mutual) == 502
+    assert status(right, tls_world.mutual) == 502  # verified, but no client certificate
+
+    # The profile's PEM files live under the prefix, private; nginx.conf names them, never holds them.
+    conf = (gw.prefix / "conf" / "nginx.conf").read_text()
+    assert tls_world.ca.cert.splitlines()[1] not in conf and tls_world.client.key.splitlines()[1] not in conf
+    files = sorted(p.name for p in (gw.prefix / "conf" / "upstream-tls").iterdir())
+    assert files == sorted({*right.files(), *wrong.files(), *misnamed.files(), *client.files()})
+    assert all((gw.prefix / "conf" / "upstream-tls" / f).stat().st_mode & 0o077 == 0 for f in files)
+
+    # A profile that goes away: the backend naming it compiles no more and gets no traffic; its files go.
+    route_to(gw, "verify.test", "verify", {"endpoints": [ep(tls_world.plain)], "protocol": "https",
+                                           "tls": wrong.id})
+    assert gw.set_listeners(gw.listeners, Upstreams(tls_profiles=(right, client)))
+    assert call(gw, "verify.test", port=plain_port(gw)).status == 503
+    assert not (gw.prefix / "conf" / "upstream-tls" / f"{wrong.id}.ca").exists()
+    gw.set_listeners(gw.listeners, Upstreams())
+
+
+# -- TLS passthrough, TCP and UDP ------------------------------------------------------------------------------
+
+def _tls_exchange(port: int, sni: str) -> tuple[str, bytes]:
+    """(common name of the certificate seen, the HTTP answer) for a request with SNI `sni`."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with socket.create_connection((ADDR, port), timeout=10) as raw, \
+            context.wrap_socket(raw, server_hostname=sni) as tls:
+        der = tls.getpeercert(binary_form=True)
+        assert der is not None
+        cn = x509.load_der_x509_certificate(der).subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
+        tls.sendall(f"GET /pt HTTP/1.1\r\nHost: {sni}\r\nConnection: close\r\n\r\n".encode())
+        data = b""
+        while chunk := tls.recv(65536):
+            data += chunk
+    return str(cn), data
+
+
+class _TCPEcho(socketserver.ThreadingTCPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self) -> None:
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self) -> None:
+                while line := self.rfile.readline():
+                    self.wfile.write(b"tcp:" + line)
+        super().__init__((ADDR, 0), Handler)
+
+
+class _UDPEcho(socketserver.ThreadingUDPServer):
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        class Handler(socketserver.DatagramRequestHandler):
+            def handle(self) -> None:
+                self.wfile.write(b"udp:" + self.rfile.read())
+        super().__init__((ADDR, 0), Handler)
+
+
+def _peer(server: socketserver.BaseServer) -> StreamPeer:
+    return StreamPeer(LOOPBACK, port_of(server))
+
+
+def test_passthrough_by_sni_next_to_termination_and_tcp_udp_listeners(
+        gw: Engine, tls_world: TLSWorld, backends: dict[str, _EchoServer]) -> None:
+    tcp, udp = _serve(_TCPEcho()), _serve(_UDPEcho())
+    l4_port = free_port()
+    port = tls_port(gw)
+    cert, key = _self_signed("terminated.test")
+    gw.put_certificate("terminated", ["terminated.test"], cert, key)
+    gw.put_backend("terminated", [{"address": ADDR, "port": backends["a"].port}])
+    gw.put_vhost("terminated", {"ports": [port], "hostnames": ["terminated.test"],
+                                "routes": [{"id": "t", "backend": to("terminated")}]})
+    upstreams = Upstreams(passthrough=(Passthrough(port, ("pass.test", "*.pass.test"), (_peer(tls_world.passthrough),),
+                                                   LOOPBACK),),
+                          l4=(L4Listener(l4_port, False, LOOPBACK, (_peer(tcp),)),
+                              L4Listener(l4_port, True, LOOPBACK, (_peer(udp),))))
+    try:
+        assert gw.set_listeners(gw.listeners, upstreams)
+        assert not gw.set_listeners(gw.listeners, Upstreams(l4=tuple(reversed(upstreams.l4)),
+                                                            passthrough=upstreams.passthrough))
+
+        # Passed through: the backend's own certificate, the backend's answer.
+        for sni in ("pass.test", "a.pass.test"):
+            cn, data = _tls_exchange(port, sni)
+            assert cn == "pass.test" and b"X-Backend: pass" in data
+        # One label only (Ingress wildcards): a.b.pass.test is terminated here (fallback certificate).
+        assert _tls_exchange(port, "a.b.pass.test")[0] == "netplane-gateway-fallback"
+        # Other names terminate at the engine and are routed, with the client's address kept.
+        cn, data = _tls_exchange(port, "terminated.test")
+        assert cn == "terminated.test" and data.startswith(b"HTTP/1.1 200")
+        seen = json.loads(data.split(b"\r\n\r\n", 1)[1])
+        assert seen["headers"]["x-forwarded-for"] == ADDR and seen["headers"]["x-forwarded-proto"] == "https"
+
+        with socket.create_connection((ADDR, l4_port), timeout=10) as s:
+            s.sendall(b"hello\n")
+            assert s.makefile("rb").readline() == b"tcp:hello\n"
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.settimeout(10)
+            s.sendto(b"ping", (ADDR, l4_port))
+            assert s.recvfrom(1024)[0] == b"udp:ping"
+
+        # An endpoint change is a new nginx.conf (stream upstreams are static): reload, then the new peer.
+        tcp2 = _serve(_TCPEcho())
+        assert gw.set_listeners(gw.listeners, Upstreams(passthrough=upstreams.passthrough,
+                                                        l4=(L4Listener(l4_port, False, LOOPBACK, (_peer(tcp2),)),)))
+        with socket.create_connection((ADDR, l4_port), timeout=10) as s:
+            s.sendall(b"again\n")
+            assert s.makefile("rb").readline() == b"tcp:again\n"
+        tcp2.shutdown()
+        tcp2.server_close()
+    finally:
+        gw.set_listeners(gw.listeners, Upstreams())
+        for server in (tcp, udp):
+            server.shutdown()
+            server.server_close()
+    # Without passthrough the TLS listener holds its port again.
+    assert _tls_exchange(port, "terminated.test")[0] == "terminated.test"
+
+
+def test_bad_upstream_configuration_is_refused_and_the_old_one_serves(gw: Engine, backends: dict[str, _EchoServer],
+                                                                       tls_world: TLSWorld) -> None:
+    good = (gw.prefix / "conf" / "nginx.conf").read_text()
+    with pytest.raises(ConfigError, match="TLS passthrough on a listener without TLS"):
+        gw.set_listeners(gw.listeners, Upstreams(passthrough=(Passthrough(plain_port(gw), ("x.test",)),)))
+    assert (gw.prefix / "conf" / "nginx.conf").read_text() == good
+    gw.put_backend("still", [{"address": ADDR, "port": backends["b"].port}])
+    gw.put_vhost("still", {"ports": [plain_port(gw)], "hostnames": ["still.test"],
+                           "routes": [{"id": "s", "backend": to("still")}]})
+    assert call(gw, "still.test", port=plain_port(gw)).name == "b"
