@@ -16,6 +16,7 @@ import ssl
 import tempfile
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -110,6 +111,7 @@ def _serve(server: socketserver.BaseServer) -> socketserver.BaseServer:
 @dataclass
 class TLSWorld:
     ca: Pem
+    server: Pem  # backend.test, issued by `ca`
     other_ca: Pem
     client: Pem  # issued by `ca`
     plain: _TLSEchoServer  # certificate for backend.test by `ca`
@@ -123,7 +125,7 @@ def tls_world() -> Iterator[TLSWorld]:
     ca, other = _ca("netplane test CA"), _ca("another CA")
     server, client = _leaf(ca, "backend.test"), _leaf(ca, "client.test")
     pt_cert, pt_key = _self_signed("pass.test")
-    world = TLSWorld(ca[0], other[0], client,
+    world = TLSWorld(ca[0], server, other[0], client,
                      _TLSEchoServer("tls", _context(server, tmp)),
                      _TLSEchoServer("mutual", _context(server, tmp, client_ca=ca[0])),
                      _TLSEchoServer("pass", _context(Pem(pt_cert, pt_key), tmp)))
@@ -233,6 +235,56 @@ def test_tls_profiles_verify_the_backend_and_present_a_client_certificate(gw: En
     assert call(gw, "verify.test", port=plain_port(gw)).status == 503
     assert not (gw.prefix / "conf" / "upstream-tls" / f"{wrong.id}.ca").exists()
     gw.set_listeners(gw.listeners, Upstreams())
+
+
+# -- gRPC --------------------------------------------------------------------------------------------------------
+
+def _grpc_server(grpc: Any, name: str, credentials: Any = None) -> tuple[Any, int]:
+    """A gRPC server with one unary method on raw bytes (no generated code): /test.Echo/Say."""
+    def say(request: bytes, context: Any) -> bytes:
+        return f"{name}:".encode() + request
+
+    server = grpc.server(ThreadPoolExecutor(max_workers=4))
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
+        "test.Echo", {"Say": grpc.unary_unary_rpc_method_handler(say)}),))
+    port = (server.add_secure_port(f"{ADDR}:0", credentials) if credentials is not None
+            else server.add_insecure_port(f"{ADDR}:0"))
+    server.start()
+    return server, port
+
+
+def test_grpc_and_grpcs_backends_with_a_real_grpc_client(gw: Engine, tls_world: TLSWorld,
+                                                         tmp_path: Path) -> None:
+    grpc = pytest.importorskip("grpc")
+    plain, plain_port_ = _grpc_server(grpc, "h2c")
+    server_pem = tls_world.server
+    secure, secure_port = _grpc_server(grpc, "tls", grpc.ssl_server_credentials(
+        [(server_pem.key.encode(), server_pem.cert.encode())]))
+    cert, key = _self_signed("grpc.test")
+    gw.put_certificate("grpc", ["grpc.test"], cert, key)
+    verified = TLSProfile(verify=True, server_name="backend.test", ca_pem=tls_world.ca.cert)
+    gw.set_listeners(gw.listeners, Upstreams(tls_profiles=(verified,)))
+    channel = grpc.secure_channel(f"{ADDR}:{tls_port(gw)}", grpc.ssl_channel_credentials(cert.encode()),
+                                  options=[("grpc.ssl_target_name_override", "grpc.test"),
+                                           ("grpc.default_authority", "grpc.test")])
+    say = channel.unary_unary("/test.Echo/Say")
+    try:
+        for doc, expect in (({"protocol": "grpc", "endpoints": [{"address": ADDR, "port": plain_port_}]}, b"h2c:hi"),
+                            ({"protocol": "grpcs", "endpoints": [{"address": ADDR, "port": secure_port}]},
+                             b"tls:hi"),
+                            ({"protocol": "grpcs", "tls": verified.id,
+                              "endpoints": [{"address": ADDR, "port": secure_port}]}, b"tls:hi")):
+            route_to(gw, "grpc.test", "grpc", doc)
+            assert say(b"hi", timeout=10) == expect
+        # A gRPC backend spoken to as HTTP/1.1 answers nothing a gRPC client accepts.
+        route_to(gw, "grpc.test", "grpc", {"endpoints": [{"address": ADDR, "port": plain_port_}]})
+        with pytest.raises(grpc.RpcError):
+            say(b"hi", timeout=10)
+    finally:
+        channel.close()
+        plain.stop(None)
+        secure.stop(None)
+        gw.set_listeners(gw.listeners, Upstreams())
 
 
 # -- TLS passthrough, TCP and UDP ------------------------------------------------------------------------------
