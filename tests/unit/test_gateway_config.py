@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from netplane.dataplane.gateway.config import (
@@ -19,6 +19,17 @@ from netplane.dataplane.gateway.config import (
     listeners_changed,
     render_nginx_conf,
 )
+from netplane.dataplane.gateway.upstreams import (
+    TLS_VERSIONS,
+    L4Listener,
+    Passthrough,
+    StreamPeer,
+    TLSProfile,
+    UpstreamConfigError,
+    Upstreams,
+    named_locations,
+)
+from tests.unit.test_routing_ingress_translate import certificate
 
 pytestmark = pytest.mark.unit
 
@@ -149,3 +160,134 @@ def test_bad_settings_are_refused() -> None:
         InstanceSettings(PREFIX, worker_processes=0)
     with pytest.raises(ConfigError):
         InstanceSettings(PREFIX, config_memory_mb=True)
+
+
+# -- the upstream side: TLS profiles, passthrough, TCP/UDP listeners -----------------------------------------------
+
+CERT, KEY = certificate("client.test")
+CA, _ = certificate("ca.test")
+FULL_PROFILE = TLSProfile(verify=True, verify_depth=2, server_name="backend.test", sni=True,
+                          protocols=("TLSv1.3",), ciphers="HIGH:!aNULL", ca_pem=CA, certificate_pem=CERT, key_pem=KEY)
+
+dns_names = st.from_regex(r"(\*\.)?[a-z0-9]{1,8}(\.[a-z0-9]{1,8}){0,2}", fullmatch=True)
+peers = st.builds(StreamPeer, address=st.sampled_from([V4, V6]), port=ports, weight=st.integers(1, 5))
+profiles = st.builds(TLSProfile, verify_depth=st.integers(1, 5), server_name=st.none() | dns_names.filter(
+    lambda s: not s.startswith("*")), sni=st.booleans(), protocols=st.lists(st.sampled_from(TLS_VERSIONS)).map(tuple))
+
+
+@st.composite
+def configurations(draw: st.DrawFn) -> tuple[list[Listener], Upstreams]:
+    ls = draw(listener_sets())
+    tls_ports = [lst.port for lst in ls if lst.tls]
+    passthrough = draw(st.lists(st.builds(
+        Passthrough, port=st.sampled_from(tls_ports) if tls_ports else ports,
+        hostnames=st.lists(dns_names, min_size=1, max_size=3).map(tuple), peers=st.lists(peers, max_size=3).map(tuple),
+        one_label=st.booleans(), proxy_protocol=st.booleans()), max_size=3))
+    l4 = draw(st.lists(st.builds(L4Listener, port=ports, udp=st.booleans(), address=st.sampled_from([None, V4]),
+                                 peers=st.lists(peers, max_size=3).map(tuple)), max_size=3))
+    try:
+        ups = Upstreams((*draw(st.lists(profiles, max_size=2)), FULL_PROFILE), tuple(passthrough), tuple(l4))
+        render_nginx_conf(SETTINGS, ls, ups)
+    except (UpstreamConfigError, ConfigError):
+        assume(False)
+    return ls, ups
+
+
+@settings(max_examples=150, deadline=None)
+@given(configurations(), engine_input())
+def test_no_user_string_reaches_nginx_conf_with_upstreams(
+        config: tuple[list[Listener], Upstreams], drawn: tuple[list[Listener], dict[str, Any], list[str]]) -> None:
+    ls, ups = config
+    text = render_nginx_conf(SETTINGS, ls, ups)
+    # Documents never do (the renderer takes none); what the upstream side writes is validated names, digests,
+    # addresses and ports; PEM material goes to files named by the profile's digest.
+    vocabulary = (render_nginx_conf(SETTINGS, [], ups) + "\n".join(named_locations(ups))
+                  + render_nginx_conf(SETTINGS, [Listener(1, tls=True, http2=True)])
+                  + "".join(lst.listen_target() for lst in ls))
+    for s in drawn[2]:
+        if s not in vocabulary:
+            assert s not in text
+    for pem in (CERT, KEY, CA):
+        assert pem.splitlines()[1] not in text
+    if ls:
+        assert f"proxy_ssl_trusted_certificate upstream-tls/{FULL_PROFILE.id}.ca;" in text
+    assert re.fullmatch(r"[A-Za-z0-9_./:;{}\[\]\"$?(),'#@\s=*+~^\\!-]*", text)
+    # A function of the sets alone.
+    assert text == render_nginx_conf(SETTINGS, list(reversed(ls)), Upstreams(
+        tuple(reversed(ups.tls_profiles)), tuple(reversed(ups.passthrough)), tuple(reversed(ups.l4))))
+    assert ("load_module /usr/lib/nginx/modules/ngx_stream_module.so;" in text) == ups.uses_stream
+
+
+@settings(max_examples=300, deadline=None)
+@given(user_text)
+def test_user_text_becomes_a_name_only_when_it_is_a_dns_name(s: str) -> None:
+    for build in (lambda: TLSProfile(server_name=s), lambda: Passthrough(443, (s,)),
+                  lambda: TLSProfile(ciphers=s)):
+        try:
+            build()
+        except UpstreamConfigError:
+            continue
+        assert re.fullmatch(r"(\*\.)?[a-z0-9.-]+|[A-Za-z0-9+:_!-]+", s)
+
+
+def test_profiles_render_locations_and_upstreams_per_protocol() -> None:
+    text = render_nginx_conf(SETTINGS, [Listener(8443, V4, tls=True, http2=True)], Upstreams((FULL_PROFILE,)))
+    pid = FULL_PROFILE.id
+    for name in ("https", "grpc", "grpcs", f"https_{pid}", f"grpcs_{pid}"):
+        assert f"location @np_{name} {{" in text and f"upstream np_{name} {{" in text
+    assert f"grpc_pass grpcs://np_grpcs_{pid};" in text and f"proxy_pass https://np_https_{pid};" in text
+    assert "proxy_ssl_verify on;" in text and "grpc_ssl_verify_depth 2;" in text
+    assert f"proxy_ssl_certificate_key upstream-tls/{pid}.key;" in text
+    assert "proxy_ssl_name backend.test;" in text and "proxy_ssl_ciphers HIGH:!aNULL;" in text
+    assert f'np_balancer.set_tls_profiles({{"{pid}"}})' in text
+    assert "stream {" not in text
+    assert set(FULL_PROFILE.files()) == {f"{pid}.ca", f"{pid}.crt", f"{pid}.key"}
+    assert text.count("{") == text.count("}")
+
+
+def test_passthrough_takes_the_port_and_moves_termination_inside() -> None:
+    peer = StreamPeer(V4, 8443)
+    text = render_nginx_conf(SETTINGS, [Listener(443, V4, tls=True)], Upstreams(
+        passthrough=(Passthrough(443, ("a.test", "*.b.test"), (peer,), one_label=True, proxy_protocol=True),),
+        l4=(L4Listener(53, True, None, (StreamPeer(V6, 5353, 2),)),)))
+    assert "listen 127.0.0.5:443 ssl" not in text
+    assert f"listen unix:{PREFIX}/internal/tls-443.sock ssl proxy_protocol;" in text
+    assert "real_ip_header proxy_protocol;" in text
+    stream = text[text.index("stream {"):]
+    assert "listen 127.0.0.5:443;" in stream and "ssl_preread on;" in stream
+    assert "a.test np_pt_0;" in stream and "~^[^.]+\\.b\\.test$ np_pt_0;" in stream
+    assert "default np_tls_443;" in stream and "server 127.0.0.5:8443;" in stream
+    assert "listen 53 udp;" in stream and "server [::1]:5353 weight=2;" in stream
+    assert "proxy_protocol on;" in stream
+
+
+@pytest.mark.parametrize(("listeners", "upstreams", "message"), [
+    ([Listener(80)], Upstreams(passthrough=(Passthrough(80, ("a.test",)),)), "without TLS"),
+    ([Listener(80)], Upstreams(l4=(L4Listener(80),)), "already in use"),
+    ([], Upstreams(passthrough=(Passthrough(443, ("a.test",)),), l4=(L4Listener(443),)), "already in use"),
+])
+def test_stream_ports_that_collide_are_refused(listeners: list[Listener], upstreams: Upstreams, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        render_nginx_conf(SETTINGS, listeners, upstreams)
+
+
+@pytest.mark.parametrize(("build", "field"), [
+    (lambda: TLSProfile(verify=True), "ca"),
+    (lambda: TLSProfile(certificate_pem=CERT), "certificate"),
+    (lambda: TLSProfile(certificate_pem=CERT, key_pem=certificate("x.test")[1]), "key"),
+    (lambda: TLSProfile(ca_pem="not pem"), "ca"),
+    (lambda: TLSProfile(verify_depth=0), "verify_depth"),
+    (lambda: TLSProfile(server_name="a b;"), "server_name"),
+    (lambda: TLSProfile(protocols=("SSLv3",)), "protocols"),
+    (lambda: TLSProfile(ciphers="HIGH; evil"), "ciphers"),
+    (lambda: Passthrough(443, ()), "hostnames"),
+    (lambda: Passthrough(443, ("A.test",)), "hostnames"),
+    (lambda: Upstreams(passthrough=(Passthrough(443, ("a.test",)), Passthrough(443, ("a.test", "b.test")))),
+     "hostnames"),
+    (lambda: Upstreams(l4=(L4Listener(53, True), L4Listener(53, True, V4))), "two L4 listeners"),
+    (lambda: L4Listener(53, True, proxy_protocol=True), "proxy_protocol"),
+    (lambda: StreamPeer("10.0.0.1", 80), "peer address"),  # type: ignore[arg-type]
+])
+def test_bad_upstream_settings_are_refused_naming_the_field(build: Any, field: str) -> None:
+    with pytest.raises(UpstreamConfigError, match=field):
+        build()

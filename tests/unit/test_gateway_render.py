@@ -12,11 +12,12 @@ from hypothesis import strategies as st
 
 from netplane.dataplane.gateway.config import Listener as EngineListener
 from netplane.dataplane.gateway.engine import BACKENDS, CERTIFICATES, VHOSTS, ControlError
-from netplane.dataplane.gateway.render import Unenforced, render
+from netplane.dataplane.gateway.render import EngineConfig, Unenforced, render
 from netplane.dataplane.gateway.upstreams import L4Listener, Passthrough, StreamPeer, Upstreams
 from netplane.dataplane.ingress.instance import DocumentSync, unenforced_message
 from netplane.routing import ir
 from netplane.routing.ingress.translate import IngressInputs, translate
+from tests.unit.test_routing_ingress_translate import certificate
 
 SERVICE = {"metadata": {"name": "nginx-service", "namespace": "k-1"},
            "spec": {"ports": [{"name": "http", "port": 80, "targetPort": 8080}]}}
@@ -268,3 +269,63 @@ def test_document_sync_keeps_refused_documents_for_the_next_try() -> None:
 def test_unenforced_messages_name_the_annotation() -> None:
     message = unenforced_message(Unenforced("Ingress", "k-1", "x", "cors"))
     assert "enable-cors" in message and "not enforced yet" in message
+
+
+def _with_secret(annotations: dict[str, str], secret_data: dict[str, str]) -> EngineConfig:
+    secret = {"metadata": {"name": "upstream-ca", "namespace": "k-1"}, "type": "Opaque", "stringData": secret_data}
+    translation = translate(IngressInputs(ingresses=[ingress(annotations=annotations)], services=[SERVICE],
+                                          endpoint_slices=[SLICE], secrets=[secret]))
+    return render(translation.config)
+
+
+ANN = "nginx.ingress.kubernetes.io/"
+
+
+def test_https_backends_without_settings_use_the_plain_location() -> None:
+    out = rendered(ingress(annotations={ANN + "backend-protocol": "HTTPS"}))
+    [doc] = out.backends.values()
+    assert doc["protocol"] == "https" and "tls" not in doc and doc["endpoints"]
+    assert out.upstreams == Upstreams() and out.unenforced == ()
+
+
+def test_proxy_ssl_settings_become_one_tls_profile() -> None:
+    cert, key = certificate("backend.test")
+    annotations = {ANN + "backend-protocol": "HTTPS", ANN + "proxy-ssl-secret": "k-1/upstream-ca",
+                   ANN + "proxy-ssl-verify": "on", ANN + "proxy-ssl-verify-depth": "3",
+                   ANN + "proxy-ssl-name": "backend.test", ANN + "proxy-ssl-server-name": "on"}
+    out = _with_secret(annotations, {"ca.crt": cert, "tls.crt": cert, "tls.key": key})
+    [profile] = out.upstreams.tls_profiles
+    assert (profile.verify, profile.verify_depth, profile.server_name, profile.sni) == (True, 3, "backend.test", True)
+    assert profile.ca_pem == cert and profile.certificate_pem == cert and profile.key_pem == key
+    [doc] = out.backends.values()
+    assert doc == {"endpoints": [{"address": "10.16.0.5", "port": 8080}], "protocol": "https", "tls": profile.id}
+    assert out.unenforced == ()
+    # Deterministic: the same input is the same profile id, so nothing reloads.
+    assert _with_secret(annotations, {"ca.crt": cert, "tls.crt": cert, "tls.key": key}).upstreams == out.upstreams
+
+
+def test_tls_settings_that_cannot_be_applied_fail_closed() -> None:
+    cert, _ = certificate("backend.test")
+    _, other_key = certificate("other.test")
+    out = _with_secret({ANN + "backend-protocol": "HTTPS", ANN + "proxy-ssl-secret": "k-1/upstream-ca"},
+                       {"tls.crt": cert, "tls.key": other_key})
+    [doc] = out.backends.values()
+    assert doc["endpoints"] == [] and out.upstreams.tls_profiles == ()
+    assert [(u.feature, "does not belong" in u.detail) for u in out.unenforced] == [("backend-tls", True)]
+
+
+def test_grpc_backends_offer_http2_on_tls_listeners() -> None:
+    out = rendered(ingress(annotations={ANN + "backend-protocol": "GRPC"}))
+    assert out.listeners == (EngineListener(80), EngineListener(443, tls=True, http2=True))
+    [doc] = out.backends.values()
+    assert doc["protocol"] == "grpc"
+    # Port 80 cannot speak HTTP/2 next to HTTP/1.1 (nginx 1.22): said, not hidden.
+    assert {u.feature for u in out.unenforced} == {"grpc-plaintext"}
+
+
+def test_h2c_and_stream_protocols_on_http_routes_are_reported() -> None:
+    group = ir.BackendGroup("g", (ir.Backend("k-1/s:80", protocol=ir.UpstreamProtocol.H2C,
+                                             endpoints=(ir.Endpoint("10.0.0.1", 80),)),))
+    out = render(config_of(route(), group=group))
+    assert {u.feature for u in out.unenforced} == {"backend-protocol"}
+    assert "protocol" not in out.backends["g|k-1/s:80"]
