@@ -16,6 +16,7 @@ from netplane.dataplane.gateway.render import EngineConfig, Unenforced, render
 from netplane.dataplane.gateway.upstreams import L4Listener, Passthrough, StreamPeer, Upstreams
 from netplane.dataplane.ingress.instance import DocumentSync, unenforced_message
 from netplane.routing import ir
+from netplane.routing.ingress.settings import ControllerSettings
 from netplane.routing.ingress.translate import IngressInputs, translate
 from tests.unit.test_routing_ingress_translate import certificate
 
@@ -329,3 +330,15 @@ def test_h2c_and_stream_protocols_on_http_routes_are_reported() -> None:
     out = render(config_of(route(), group=group))
     assert {u.feature for u in out.unenforced} == {"backend-protocol"}
     assert "protocol" not in out.backends["g|k-1/s:80"]
+
+
+def test_ssl_passthrough_ingress_becomes_a_passthrough_with_its_endpoints() -> None:
+    translation = translate(IngressInputs(ingresses=[ingress(annotations={ANN + "ssl-passthrough": "true"})],
+                                          services=[SERVICE], endpoint_slices=[SLICE]),
+                            ControllerSettings(enable_ssl_passthrough=True))
+    out = render(translation.config)
+    assert out.upstreams.passthrough == (
+        Passthrough(443, ("demo.local",), (StreamPeer(ipaddress.ip_address("10.16.0.5"), 8080),), one_label=True),)
+    # Terminated no more on 443; the stream peers are nginx.conf, not a backend document.
+    assert set(out.vhosts) == {"http:80/demo.local"}
+    assert set(out.backends) == {"k-1/nginx-service:80|k-1/nginx-service:80"} and out.unenforced == ()

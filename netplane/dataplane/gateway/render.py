@@ -1,12 +1,14 @@
-"""Routing IR → the gateway engine's input (pure): listeners, virtual-host, backend and certificate documents.
+"""Routing IR → the gateway engine's input (pure): listeners, virtual-host, backend and certificate documents, and
+the static upstream side (TLS profiles towards backends, TLS passthrough, TCP/UDP listeners).
 
 This follows the mapping table of docs/design/gateway-engine.md. What the engine cannot enforce yet (canaries,
-CORS, HSTS, rate limits, WAF, upstream TLS, L4 routes, ...) is never dropped silently: each is reported as an
+CORS, HSTS, rate limits, WAF, ...) is never dropped silently: each is reported as an
 `Unenforced` naming the source object and the feature, so the front door can tell its users (an Event on the
 Ingress). Rendering never raises on a configuration the IR can hold; the documents it produces are still checked
 by the engine's own compiler when they are pushed.
 
-Strings stay data: every value lands in a JSON document, none in nginx configuration.
+Strings stay data: every value lands in a JSON document, none in nginx configuration, except what the upstream
+side validates before rendering (DNS names, IP addresses, cipher lists; PEM goes to files), see upstreams.py.
 """
 
 from __future__ import annotations
@@ -148,9 +150,13 @@ class _Renderer:
         for backend in group.backends:
             if backend.external_name:
                 self.report(p, "external-name", f"ExternalName {backend.external_name} of {backend.name}")
-            if backend.weight > 0:
-                peers += [up.StreamPeer(ipaddress.ip_address(e.address), e.port, min(backend.weight, 10000))
-                          for e in backend.endpoints]
+            if backend.weight == 0:
+                continue
+            for e in backend.endpoints:
+                try:
+                    peers.append(up.StreamPeer(ipaddress.ip_address(e.address), e.port, min(backend.weight, 10000)))
+                except (ValueError, up.UpstreamConfigError):
+                    self.report(p, "l4", f"endpoint {e.address}:{e.port} of {backend.name} is not an IP address")
         return tuple(peers)
 
     # -- backends -----------------------------------------------------------------------------------------------
@@ -183,6 +189,8 @@ class _Renderer:
     def backends(self) -> None:
         for group in self.config.backend_groups:
             for backend in group.backends:
+                if backend.protocol in (ir.UpstreamProtocol.TCP, ir.UpstreamProtocol.UDP):
+                    continue  # stream peers in nginx.conf, not a document
                 name = backend_doc_name(group.name, backend.name)
                 endpoints = [{"address": e.address, "port": e.port} for e in backend.endpoints]
                 doc: Doc = {"endpoints": endpoints}
