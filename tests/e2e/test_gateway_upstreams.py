@@ -256,7 +256,7 @@ def _grpc_server(grpc: Any, name: str, credentials: Any = None) -> tuple[Any, in
 def test_grpc_and_grpcs_backends_with_a_real_grpc_client(gw: Engine, tls_world: TLSWorld,
                                                          tmp_path: Path) -> None:
     grpc = pytest.importorskip("grpc")
-    plain, plain_port_ = _grpc_server(grpc, "h2c")
+    plain, h2c_port = _grpc_server(grpc, "h2c")
     server_pem = tls_world.server
     secure, secure_port = _grpc_server(grpc, "tls", grpc.ssl_server_credentials(
         [(server_pem.key.encode(), server_pem.cert.encode())]))
@@ -269,7 +269,7 @@ def test_grpc_and_grpcs_backends_with_a_real_grpc_client(gw: Engine, tls_world: 
                                            ("grpc.default_authority", "grpc.test")])
     say = channel.unary_unary("/test.Echo/Say")
     try:
-        for doc, expect in (({"protocol": "grpc", "endpoints": [{"address": ADDR, "port": plain_port_}]}, b"h2c:hi"),
+        for doc, expect in (({"protocol": "grpc", "endpoints": [{"address": ADDR, "port": h2c_port}]}, b"h2c:hi"),
                             ({"protocol": "grpcs", "endpoints": [{"address": ADDR, "port": secure_port}]},
                              b"tls:hi"),
                             ({"protocol": "grpcs", "tls": verified.id,
@@ -277,7 +277,7 @@ def test_grpc_and_grpcs_backends_with_a_real_grpc_client(gw: Engine, tls_world: 
             route_to(gw, "grpc.test", "grpc", doc)
             assert say(b"hi", timeout=10) == expect
         # A gRPC backend spoken to as HTTP/1.1 answers nothing a gRPC client accepts.
-        route_to(gw, "grpc.test", "grpc", {"endpoints": [{"address": ADDR, "port": plain_port_}]})
+        route_to(gw, "grpc.test", "grpc", {"endpoints": [{"address": ADDR, "port": h2c_port}]})
         with pytest.raises(grpc.RpcError):
             say(b"hi", timeout=10)
     finally:
@@ -352,7 +352,7 @@ def test_passthrough_by_sni_next_to_termination_and_tcp_udp_listeners(
                                                             passthrough=upstreams.passthrough))
 
         # Passed through: the backend's own certificate, the backend's answer.
-        for sni in ("pass.test", "a.pass.test"):
+        for sni in ("pass.test", "a.pass.test", "A.Pass.Test"):
             cn, data = _tls_exchange(port, sni)
             assert cn == "pass.test" and b"X-Backend: pass" in data
         # One label only (Ingress wildcards): a.b.pass.test is terminated here (fallback certificate).

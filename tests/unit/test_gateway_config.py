@@ -255,7 +255,7 @@ def test_passthrough_takes_the_port_and_moves_termination_inside() -> None:
     assert "real_ip_header proxy_protocol;" in text
     stream = text[text.index("stream {"):]
     assert "listen 127.0.0.5:443;" in stream and "ssl_preread on;" in stream
-    assert "a.test np_pt_0;" in stream and "~^[^.]+\\.b\\.test$ np_pt_0;" in stream
+    assert "a.test np_pt_0;" in stream and "~*^[^.]+\\.b\\.test$ np_pt_0;" in stream
     assert "default np_tls_443;" in stream and "server 127.0.0.5:8443;" in stream
     assert "listen 53 udp;" in stream and "server [::1]:5353 weight=2;" in stream
     assert "proxy_protocol on;" in stream

@@ -351,8 +351,8 @@ def terminating_listen(prefix: str, port: int, flags: str) -> list[str]:
 def _sni_map_key(name: str, one_label: bool) -> str:
     if name.startswith("*.") and one_label:
         # Exactly one label in front of the suffix (nginx's "*.suffix" covers any number); the dots of a
-        # validated name are its only regex characters.
-        return "~^[^.]+" + name[1:].replace(".", "\\.") + "$"
+        # validated name are its only regex characters. Case-insensitive, as the map's hostname keys are.
+        return "~*^[^.]+" + name[1:].replace(".", "\\.") + "$"
     return name
 
 
