@@ -304,6 +304,16 @@ def test_proxy_ssl_settings_become_one_tls_profile() -> None:
     # Deterministic: the same input is the same profile id, so nothing reloads.
     assert _with_secret(annotations, {"ca.crt": cert, "tls.crt": cert, "tls.key": key}).upstreams == out.upstreams
 
+    # The instance applies nginx.conf (with the profile) before pushing the backend that names it.
+    class Ordered(FakeEngine):
+        def put(self, kind: str, name: str, doc: Mapping[str, Any] | bytes) -> int:
+            assert not isinstance(doc, bytes)
+            assert doc.get("tls") in (None, *(p.id for p in self.upstreams.tls_profiles))
+            return super().put(kind, name, doc)
+
+    engine = Ordered()
+    assert DocumentSync(engine).apply(out).reloaded and engine.upstreams == out.upstreams
+
 
 def test_tls_settings_that_cannot_be_applied_fail_closed() -> None:
     cert, _ = certificate("backend.test")
