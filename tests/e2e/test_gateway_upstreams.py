@@ -29,11 +29,11 @@ from cryptography.x509.oid import NameOID
 
 from netplane.dataplane.gateway import ConfigError, ControlError, Engine, InstanceSettings, Listener
 from netplane.dataplane.gateway.upstreams import L4Listener, Passthrough, StreamPeer, TLSProfile, Upstreams
+from tests.certificates import self_signed
 from tests.e2e.test_gateway_engine import (
     ADDR,
     LOOPBACK,
     _EchoServer,
-    _self_signed,
     backends,
     call,
     free_port,
@@ -124,7 +124,7 @@ def tls_world() -> Iterator[TLSWorld]:
     tmp = Path(tempfile.mkdtemp(prefix="np-gw-tls-"))
     ca, other = _ca("netplane test CA"), _ca("another CA")
     server, client = _leaf(ca, "backend.test"), _leaf(ca, "client.test")
-    pt_cert, pt_key = _self_signed("pass.test")
+    pt_cert, pt_key = self_signed("pass.test")
     world = TLSWorld(ca[0], server, other[0], client,
                      _TLSEchoServer("tls", _context(server, tmp)),
                      _TLSEchoServer("mutual", _context(server, tmp, client_ca=ca[0])),
@@ -260,7 +260,7 @@ def test_grpc_and_grpcs_backends_with_a_real_grpc_client(gw: Engine, tls_world: 
     server_pem = tls_world.server
     secure, secure_port = _grpc_server(grpc, "tls", grpc.ssl_server_credentials(
         [(server_pem.key.encode(), server_pem.cert.encode())]))
-    cert, key = _self_signed("grpc.test")
+    cert, key = self_signed("grpc.test")
     gw.put_certificate("grpc", ["grpc.test"], cert, key)
     verified = TLSProfile(verify=True, server_name="backend.test", ca_pem=tls_world.ca.cert)
     gw.set_listeners(gw.listeners, Upstreams(tls_profiles=(verified,)))
@@ -337,7 +337,7 @@ def test_passthrough_by_sni_next_to_termination_and_tcp_udp_listeners(
     tcp, udp = _serve(_TCPEcho()), _serve(_UDPEcho())
     l4_port = free_port()
     port = tls_port(gw)
-    cert, key = _self_signed("terminated.test")
+    cert, key = self_signed("terminated.test")
     gw.put_certificate("terminated", ["terminated.test"], cert, key)
     gw.put_backend("terminated", [{"address": ADDR, "port": backends["a"].port}])
     gw.put_vhost("terminated", {"ports": [port], "hostnames": ["terminated.test"],

@@ -29,7 +29,7 @@ from netplane.dataplane.gateway.upstreams import (
     Upstreams,
     named_locations,
 )
-from tests.unit.test_routing_ingress_translate import certificate
+from tests.certificates import self_signed
 
 pytestmark = pytest.mark.unit
 
@@ -164,8 +164,8 @@ def test_bad_settings_are_refused() -> None:
 
 # -- the upstream side: TLS profiles, passthrough, TCP/UDP listeners -----------------------------------------------
 
-CERT, KEY = certificate("client.test")
-CA, _ = certificate("ca.test")
+CERT, KEY = self_signed("client.test")
+CA, _ = self_signed("ca.test")
 FULL_PROFILE = TLSProfile(verify=True, verify_depth=2, server_name="backend.test", sni=True,
                           protocols=("TLSv1.3",), ciphers="HIGH:!aNULL", ca_pem=CA, certificate_pem=CERT, key_pem=KEY)
 
@@ -274,7 +274,7 @@ def test_stream_ports_that_collide_are_refused(listeners: list[Listener], upstre
 @pytest.mark.parametrize(("build", "field"), [
     (lambda: TLSProfile(verify=True), "ca"),
     (lambda: TLSProfile(certificate_pem=CERT), "certificate"),
-    (lambda: TLSProfile(certificate_pem=CERT, key_pem=certificate("x.test")[1]), "key"),
+    (lambda: TLSProfile(certificate_pem=CERT, key_pem=self_signed("x.test")[1]), "key"),
     (lambda: TLSProfile(ca_pem="not pem"), "ca"),
     (lambda: TLSProfile(verify_depth=0), "verify_depth"),
     (lambda: TLSProfile(server_name="a b;"), "server_name"),

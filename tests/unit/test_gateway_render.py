@@ -18,7 +18,7 @@ from netplane.dataplane.ingress.instance import DocumentSync, unenforced_message
 from netplane.routing import ir
 from netplane.routing.ingress.settings import ControllerSettings
 from netplane.routing.ingress.translate import IngressInputs, translate
-from tests.unit.test_routing_ingress_translate import certificate
+from tests.certificates import self_signed
 
 SERVICE = {"metadata": {"name": "nginx-service", "namespace": "k-1"},
            "spec": {"ports": [{"name": "http", "port": 80, "targetPort": 8080}]}}
@@ -290,7 +290,7 @@ def test_https_backends_without_settings_use_the_plain_location() -> None:
 
 
 def test_proxy_ssl_settings_become_one_tls_profile() -> None:
-    cert, key = certificate("backend.test")
+    cert, key = self_signed("backend.test")
     annotations = {ANN + "backend-protocol": "HTTPS", ANN + "proxy-ssl-secret": "k-1/upstream-ca",
                    ANN + "proxy-ssl-verify": "on", ANN + "proxy-ssl-verify-depth": "3",
                    ANN + "proxy-ssl-name": "backend.test", ANN + "proxy-ssl-server-name": "on"}
@@ -316,8 +316,8 @@ def test_proxy_ssl_settings_become_one_tls_profile() -> None:
 
 
 def test_tls_settings_that_cannot_be_applied_fail_closed() -> None:
-    cert, _ = certificate("backend.test")
-    _, other_key = certificate("other.test")
+    cert, _ = self_signed("backend.test")
+    _, other_key = self_signed("other.test")
     out = _with_secret({ANN + "backend-protocol": "HTTPS", ANN + "proxy-ssl-secret": "k-1/upstream-ca"},
                        {"tls.crt": cert, "tls.key": other_key})
     [doc] = out.backends.values()
