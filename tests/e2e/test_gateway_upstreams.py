@@ -1,7 +1,7 @@
 """The gateway engine's upstream side with real nginx on loopback: HTTPS backends (plain, verified against a
 CA, with a client certificate), gRPC, TLS passthrough by SNI next to termination, TCP and UDP listeners.
 
-Backends are in this process: the echo servers of test_gateway_engine.py, the same behind TLS, and small
+Backends are in this process: the echo servers of gateway_harness.py, the same behind TLS, and small
 TCP/UDP echo servers. One engine serves the module; tests that change its upstream side set the whole of it.
 """
 
@@ -30,16 +30,8 @@ from cryptography.x509.oid import NameOID
 from netplane.dataplane.gateway import ConfigError, ControlError, Engine, InstanceSettings, Listener
 from netplane.dataplane.gateway.upstreams import L4Listener, Passthrough, StreamPeer, TLSProfile, Upstreams
 from tests.certificates import self_signed
-from tests.e2e.test_gateway_engine import (
-    ADDR,
-    LOOPBACK,
-    _EchoServer,
-    backends,
-    call,
-    free_port,
-    pytestmark,
-    to,
-)
+from tests.e2e.gateway_harness import ADDR, LOOPBACK, EchoServer, call, free_port, to, unverified_context
+from tests.e2e.test_gateway_engine import backends, pytestmark
 
 __all__ = ["backends", "pytestmark"]
 
@@ -91,7 +83,7 @@ def _context(pem: Pem, tmp: Path, client_ca: Pem | None = None) -> ssl.SSLContex
     return context
 
 
-class _TLSEchoServer(_EchoServer):
+class _TLSEchoServer(EchoServer):
     """The echo backend behind TLS (the handshake runs in the handler's thread, on its first read)."""
 
     def __init__(self, name: str, context: ssl.SSLContext):
@@ -291,9 +283,7 @@ def test_grpc_and_grpcs_backends_with_a_real_grpc_client(gw: Engine, tls_world: 
 
 def _tls_exchange(port: int, sni: str) -> tuple[str, bytes]:
     """(common name of the certificate seen, the HTTP answer) for a request with SNI `sni`."""
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
+    context = unverified_context()
     with socket.create_connection((ADDR, port), timeout=10) as raw, \
             context.wrap_socket(raw, server_hostname=sni) as tls:
         der = tls.getpeercert(binary_form=True)
@@ -333,7 +323,7 @@ def _peer(server: socketserver.BaseServer) -> StreamPeer:
 
 
 def test_passthrough_by_sni_next_to_termination_and_tcp_udp_listeners(
-        gw: Engine, tls_world: TLSWorld, backends: dict[str, _EchoServer]) -> None:
+        gw: Engine, tls_world: TLSWorld, backends: dict[str, EchoServer]) -> None:
     tcp, udp = _serve(_TCPEcho()), _serve(_UDPEcho())
     l4_port = free_port()
     port = tls_port(gw)
@@ -389,7 +379,7 @@ def test_passthrough_by_sni_next_to_termination_and_tcp_udp_listeners(
     assert _tls_exchange(port, "terminated.test")[0] == "terminated.test"
 
 
-def test_bad_upstream_configuration_is_refused_and_the_old_one_serves(gw: Engine, backends: dict[str, _EchoServer],
+def test_bad_upstream_configuration_is_refused_and_the_old_one_serves(gw: Engine, backends: dict[str, EchoServer],
                                                                        tls_world: TLSWorld) -> None:
     good = (gw.prefix / "conf" / "nginx.conf").read_text()
     with pytest.raises(ConfigError, match="TLS passthrough on a listener without TLS"):

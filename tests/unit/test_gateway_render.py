@@ -85,11 +85,9 @@ def test_snippet_headers_and_exact_paths() -> None:
 
 
 @pytest.mark.parametrize(("annotations", "feature"), [
-    ({"nginx.ingress.kubernetes.io/enable-cors": "true"}, "cors"),
     ({"nginx.ingress.kubernetes.io/limit-rps": "5"}, "rate-limit"),
     ({"nginx.ingress.kubernetes.io/limit-rate": "100"}, "response-rate-limit"),
     ({"nginx.ingress.kubernetes.io/enable-modsecurity": "true"}, "waf"),
-    ({"nginx.ingress.kubernetes.io/allowlist-source-range": "10.0.0.0/8"}, "source-ip-access"),
     ({"nginx.ingress.kubernetes.io/proxy-body-size": "8m"}, "body-size"),
     ({"nginx.ingress.kubernetes.io/upstream-hash-by": "$request_uri"}, "hash-key"),
 ])
@@ -102,13 +100,74 @@ def test_features_the_engine_lacks_are_reported_not_dropped(annotations: dict[st
     assert out.vhosts["http:80/demo.local"]["routes"], "the route itself still serves"
 
 
-def test_canary_is_reported_and_the_main_group_serves() -> None:
+def test_canaries_render_as_alternative_groups_of_the_route() -> None:
     canary = ingress("canary", {"nginx.ingress.kubernetes.io/canary": "true",
-                                "nginx.ingress.kubernetes.io/canary-weight": "50"})
+                                "nginx.ingress.kubernetes.io/canary-weight": "5",
+                                "nginx.ingress.kubernetes.io/canary-weight-total": "50",
+                                "nginx.ingress.kubernetes.io/canary-by-header": "X-Canary",
+                                "nginx.ingress.kubernetes.io/canary-by-header-pattern": "^(yes|on)$",
+                                "nginx.ingress.kubernetes.io/canary-by-cookie": "beta"})
     out = rendered(ingress(), canary)
-    assert any(u.feature == "canary" and u.name == "nginx-ingress" for u in out.unenforced), out.unenforced
+    assert not any(u.feature == "canary" for u in out.unenforced), out.unenforced
+    main = "k-1/nginx-service:80|k-1/nginx-service:80"
+    for name in ("http:80/demo.local", "https:443/demo.local"):
+        [r] = out.vhosts[name]["routes"]
+        assert r["backend"] == {
+            "policy": {"type": "round_robin"}, "backends": [{"name": main, "weight": 1}],
+            "canaries": [{"policy": {"type": "round_robin"}, "backends": [{"name": main, "weight": 1}],
+                          "weight": 5, "weight_total": 50, "sticky": True, "header": "X-Canary",
+                          "header_pattern": "^(yes|on)$", "cookie": "beta"}]}
+
+
+def test_a_canary_group_is_its_own_source_s_problem() -> None:
+    main = ir.BackendGroup("g", (ir.Backend("k-1/s:80"),))
+    other = ir.BackendGroup("c", (ir.Backend("k-1/c:443", protocol=ir.UpstreamProtocol.HTTPS),))
+    canary = ir.Canary("c", ir.Provenance("Ingress", "k-1", "canary"), weight=100, header="X-C", header_value="1",
+                       sticky=False)
+    config = config_of(route(action=ir.Forward("g", (canary, ir.Canary("missing", canary.provenance)))), group=main)
+    out = render(ir.RoutingConfig(listeners=config.listeners, backend_groups=(main, other)))
+    backend = out.vhosts["http:80/a.example"]["routes"][0]["backend"]
+    assert backend["canaries"] == [{"policy": {"type": "round_robin"}, "backends": [{"name": "c|k-1/c:443",
+                                                                                    "weight": 1}],
+                                    "weight": 100, "weight_total": 100, "sticky": False, "header": "X-C",
+                                    "header_value": "1"}]
+    assert [(u.feature, u.name) for u in out.unenforced] == [("backend-protocol", "canary")]
+    assert set(out.backends) == {"g|k-1/s:80", "c|k-1/c:443"}
+
+
+def test_cors_source_access_and_hsts_filters() -> None:
+    out = rendered(ingress(annotations={
+        "nginx.ingress.kubernetes.io/enable-cors": "true",
+        "nginx.ingress.kubernetes.io/cors-allow-origin": "https://app.example, https://*.example.org:8443",
+        "nginx.ingress.kubernetes.io/cors-allow-methods": "GET, POST",
+        "nginx.ingress.kubernetes.io/cors-allow-headers": "X-A",
+        "nginx.ingress.kubernetes.io/cors-expose-headers": "X-B",
+        "nginx.ingress.kubernetes.io/cors-allow-credentials": "false",
+        "nginx.ingress.kubernetes.io/cors-max-age": "600",
+        "nginx.ingress.kubernetes.io/whitelist-source-range": "10.0.0.0/8, 192.0.2.7",
+        "nginx.ingress.kubernetes.io/denylist-source-range": "10.1.0.0/16"}))
+    assert out.unenforced == ()
     [r] = out.vhosts["http:80/demo.local"]["routes"]
-    assert [b["name"] for b in r["backend"]["backends"]] == ["k-1/nginx-service:80|k-1/nginx-service:80"]
+    access, cors, *_ = r["filters"]
+    assert access == {"type": "source_ip_access", "allow": ["10.0.0.0/8", "192.0.2.7/32"], "deny": ["10.1.0.0/16"],
+                      "status": 403}
+    assert cors == {"type": "cors", "allow_origins": ["https://*.example.org:8443", "https://app.example"],
+                    "allow_methods": ["GET", "POST"], "allow_headers": ["X-A"], "expose_headers": ["X-B"],
+                    "allow_credentials": False, "max_age": 600}
+    defaults = rendered(ingress(annotations={"nginx.ingress.kubernetes.io/enable-cors": "true"}))
+    cors = defaults.vhosts["http:80/demo.local"]["routes"][0]["filters"][0]
+    assert cors["allow_origins"] == ["*"] and cors["allow_credentials"] is True and cors["max_age"] == 1_728_000
+    assert ir.Cors().max_age_s is None and "max_age" not in render(config_of(route(filters=(ir.Cors(),)))).vhosts[
+        "http:80/a.example"]["routes"][0]["filters"][0]
+    assert not any(f["type"] == "hsts" for f in r.get("filters", [])), "HSTS never on plain HTTP"
+
+
+def test_hsts_renders_its_header_fields() -> None:
+    # Where it applies (HTTPS with a certificate) is the translator's choice; the engine adds it over TLS only.
+    hsts = render(config_of(route(filters=(ir.Hsts(86400, include_subdomains=False, preload=True),))))
+    assert hsts.vhosts["http:80/a.example"]["routes"][0]["filters"] == [
+        {"type": "hsts", "max_age": 86400, "include_subdomains": False, "preload": True}]
+    assert hsts.unenforced == ()
 
 
 def test_balancing_policies() -> None:
@@ -154,13 +213,13 @@ def test_actions_and_filters() -> None:
     direct = ir.DirectResponse(503, "bad annotations")
     templated = ir.RequestHeaders(set=(ir.HeaderOp("X-T", ir.Template.of(ir.VarKind.MSEC)),
                                        ir.HeaderOp("X-L", ir.Template.literal("1"))))
-    out = render(config_of(route(action=redirect), route(action=direct, filters=(templated, ir.Hsts(60)))))
+    out = render(config_of(route(action=redirect), route(action=direct, filters=(templated, ir.RawSnippet("x")))))
     r1, r2 = out.vhosts["http:80/a.example"]["routes"]
     assert r1["filters"] == [{"type": "redirect", "status": 308, "scheme": "https", "strip_trailing_slash": True}]
     assert "backend" not in r1
     assert r2["filters"] == [{"type": "request_headers", "set": [{"name": "X-L", "value": "1"}], "add": [],
                               "remove": []}, {"type": "direct_response", "status": 503, "body": "bad annotations"}]
-    assert {u.feature for u in out.unenforced} == {"header-template", "hsts"}
+    assert {u.feature for u in out.unenforced} == {"header-template", "raw-snippet"}
 
 
 def test_tls_certificates_and_l4() -> None:
@@ -268,8 +327,8 @@ def test_document_sync_keeps_refused_documents_for_the_next_try() -> None:
 
 
 def test_unenforced_messages_name_the_annotation() -> None:
-    message = unenforced_message(Unenforced("Ingress", "k-1", "x", "cors"))
-    assert "enable-cors" in message and "not enforced yet" in message
+    message = unenforced_message(Unenforced("Ingress", "k-1", "x", "body-size"))
+    assert "proxy-body-size" in message and "not enforced yet" in message
 
 
 def _with_secret(annotations: dict[str, str], secret_data: dict[str, str]) -> EngineConfig:

@@ -1,8 +1,8 @@
 """Routing IR → the gateway engine's input (pure): listeners, virtual-host, backend and certificate documents, and
 the static upstream side (TLS profiles towards backends, TLS passthrough, TCP/UDP listeners).
 
-This follows the mapping table of docs/design/gateway-engine.md. What the engine cannot enforce yet (canaries,
-CORS, HSTS, rate limits, WAF, ...) is never dropped silently: each is reported as an
+This follows the mapping table of docs/design/gateway-engine.md. What the engine cannot enforce yet (rate
+limits, WAF, mirroring, ...) is never dropped silently: each is reported as an
 `Unenforced` naming the source object and the feature, so the front door can tell its users (an Event on the
 Ingress). Rendering never raises on a configuration the IR can hold; the documents it produces are still checked
 by the engine's own compiler when they are pushed.
@@ -70,12 +70,9 @@ class EngineConfig:
 
 
 _FILTER_FEATURES: dict[type, str] = {
-    ir.Cors: "cors",
-    ir.Hsts: "hsts",
     ir.RateLimit: "rate-limit",
     ir.ResponseRateLimit: "response-rate-limit",
     ir.Waf: "waf",
-    ir.SourceIPAccess: "source-ip-access",
     ir.RequestMirror: "mirror",
     ir.RawSnippet: "raw-snippet",
 }
@@ -233,17 +230,34 @@ class _Renderer:
 
     # -- routes -------------------------------------------------------------------------------------------------
 
-    def forward(self, action: ir.Forward, p: ir.Provenance) -> Doc | None:
-        if action.canaries:
-            self.report(p, "canary", f"canary {action.canaries[0].provenance.namespace}/"
-                                     f"{action.canaries[0].provenance.name} gets no traffic")
-        group = self.groups.get(action.backend_group)
+    def group_doc(self, name: str, p: ir.Provenance) -> Doc | None:
+        group = self.groups.get(name)
         if group is None:
             return None
         self.backend_problems(group, p)
         return {"policy": self.group_policy(group, p),
                 "backends": [{"name": backend_doc_name(group.name, b.name), "weight": b.weight}
                              for b in group.backends]}
+
+    def canary(self, c: ir.Canary) -> Doc | None:
+        # The canary's own source answers for what its group lacks.
+        doc = self.group_doc(c.backend_group, c.provenance)
+        if doc is None:
+            return None
+        doc.update(weight=c.weight, weight_total=c.weight_total, sticky=c.sticky)
+        for key in ("header", "header_value", "header_pattern", "cookie"):
+            if getattr(c, key) is not None:
+                doc[key] = getattr(c, key)
+        return doc
+
+    def forward(self, action: ir.Forward, p: ir.Provenance) -> Doc | None:
+        doc = self.group_doc(action.backend_group, p)
+        if doc is None:
+            return None
+        canaries = [d for d in (self.canary(c) for c in action.canaries) if d is not None]
+        if canaries:
+            doc["canaries"] = canaries
+        return doc
 
     def header_ops(self, ops: tuple[ir.HeaderOp, ...], p: ir.Provenance) -> list[Doc]:
         out = []
@@ -274,6 +288,18 @@ class _Renderer:
             if f.path is not None:
                 doc["path"] = self.path_modifier(f.path)
             return doc
+        if isinstance(f, ir.Cors):
+            cors: Doc = {"type": "cors", "allow_origins": list(f.allow_origins), "allow_methods": list(f.allow_methods),
+                         "allow_headers": list(f.allow_headers), "expose_headers": list(f.expose_headers),
+                         "allow_credentials": f.allow_credentials}
+            if f.max_age_s is not None:
+                cors["max_age"] = f.max_age_s
+            return cors
+        if isinstance(f, ir.Hsts):
+            return {"type": "hsts", "max_age": f.max_age_s, "include_subdomains": f.include_subdomains,
+                    "preload": f.preload}
+        if isinstance(f, ir.SourceIPAccess):
+            return {"type": "source_ip_access", "allow": list(f.allow), "deny": list(f.deny), "status": f.status_code}
         self.report(p, _FILTER_FEATURES.get(type(f), type(f).__name__))
         return None
 

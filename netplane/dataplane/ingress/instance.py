@@ -60,15 +60,11 @@ ANNOTATION_PREFIX = "nginx.ingress.kubernetes.io/"
 
 # What users wrote to ask for a feature the engine does not enforce yet, so the Event names it in their terms.
 FEATURE_SOURCES = {
-    "cors": "annotations enable-cors / cors-*",
-    "hsts": "ConfigMap key hsts (Strict-Transport-Security)",
     "rate-limit": "annotations limit-rps / limit-rpm / limit-connections",
     "response-rate-limit": "annotations limit-rate / limit-rate-after",
     "waf": "annotations enable-modsecurity / enable-owasp-core-rules / modsecurity-*",
-    "source-ip-access": "annotations allowlist-source-range / denylist-source-range",
     "mirror": "annotation mirror-target",
     "raw-snippet": "a raw configuration-snippet",
-    "canary": "annotations canary / canary-by-header / canary-by-cookie / canary-weight",
     "backend-protocol": "annotations backend-protocol / proxy-ssl-*",
     "external-name": "an ExternalName Service backend",
     "backend-tls": "annotations proxy-ssl-secret / proxy-ssl-* (the backend gets no traffic)",

@@ -307,6 +307,26 @@ local function choose_backend(group, gen, h)
     return best.b
 end
 
+-- The endpoint a cookie-affinity group's cookie pins this request to, and its backend; nil when the
+-- group has no affinity, the client holds no cookie, or its token names no current endpoint.
+local function pinned(group, gen)
+    if group.policy ~= COOKIE then
+        return nil
+    end
+    local token = cookie(group.cookie_name)
+    if token then
+        for i = 1, group.n do
+            local b = backend(group.refs[i].name, gen)
+            local p = b and b.tokens[token]
+            if p then
+                return p, b
+            end
+        end
+    end
+    return nil
+end
+_M.pinned = pinned
+
 -- Picks the peer for a new request: answers the peer, its backend and, for cookie affinity, the
 -- Set-Cookie value to send (nil when the client already holds a valid one); nil when the group has no
 -- endpoint at all (the caller answers 503).
@@ -319,15 +339,9 @@ function _M.pick(group, gen)
         local v = group.hash_value()
         h = v and crc32(v)
     elseif policy == COOKIE then
-        local token = cookie(group.cookie_name)
-        if token then
-            for i = 1, group.n do
-                local b = backend(group.refs[i].name, gen)
-                local p = b and b.tokens[token]
-                if p then
-                    return p, b
-                end
-            end
+        local p, b = pinned(group, gen)
+        if p then
+            return p, b
         end
     end
     local b = choose_backend(group, gen, h)
@@ -354,7 +368,7 @@ local function request_key()
     return tonumber(cast(uintptr_t, get_request()))
 end
 
--- state = { route, peer, backend, gen }
+-- state = { route, peer, backend, gen, group }: the group is the route's, or the canary's it chose.
 function _M.hand_over(state)
     local key = request_key()
     if pending[key] == nil then
@@ -402,7 +416,7 @@ local function retry_peer(state)
     if p then
         return p
     end
-    local group, gen, location = state[1].group, state[4], state[3].location
+    local group, gen, location = state[5], state[4], state[3].location
     for i = 1, group.n do
         local b = backend(group.refs[i].name, gen)
         -- Only backends of the same protocol: the request is already in that protocol's location.

@@ -4,13 +4,15 @@
 -- phase when its state says `early` (it only adds headers). Adding a kind means adding
 -- one entry to `kinds`; unknown kinds are refused when the virtual host is pushed.
 local valid = require "netplane.valid"
+local cidr = require "netplane.cidr"
 
 local ngx = ngx
 local var = ngx.var
 local re_sub, re_find = ngx.re.sub, ngx.re.find
 local set_header, clear_header, set_uri = ngx.req.set_header, ngx.req.clear_header, ngx.req.set_uri
 local check, fail = valid.check, valid.fail
-local type = type
+local type, concat = type, table.concat
+local contains = cidr.contains
 
 local _M = {}
 
@@ -222,7 +224,164 @@ local function direct_response(s)
     return ngx.exit(s.status)
 end
 
+-- {"max_age": 31536000, "include_subdomains": true, "preload": false}: Strict-Transport-Security on
+-- answers over TLS only, replacing one the backend sent (so it runs on the backend's headers).
+local function compile_hsts(f, where)
+    local value = "max-age=" .. valid.int(f.max_age, where .. ".max_age", 0, 2147483647)
+    if valid.bool(f.include_subdomains, where .. ".include_subdomains") then
+        value = value .. "; includeSubDomains"
+    end
+    if valid.bool(f.preload, where .. ".preload") then
+        value = value .. "; preload"
+    end
+    return { value = value }
+end
+
+local function hsts(s)
+    if var.https == "on" then
+        ngx.header["Strict-Transport-Security"] = s.value
+    end
+end
+
+-- A list of HTTP tokens (or "*" where `star` allows it) joined as a header value; nil when empty.
+local function token_list(list, where, star)
+    local out = {}
+    for i, t in ipairs(valid.optional_table(list, where) or {}) do
+        local w = where .. "[" .. (i - 1) .. "]"
+        out[#out + 1] = (star and t == "*") and t or valid.token(t, w)
+    end
+    return #out > 0 and concat(out, ", ") or nil
+end
+
+-- {"allow_origins": ["*"] | ["https://app.example", "https://*.example.com:8443"], "allow_methods": ["GET"],
+--  "allow_headers": ["X-A"], "expose_headers": ["X-B"], "allow_credentials": false, "max_age": 600}
+-- Origins compare case-insensitively and whole (ingress-nginx leaves the start unanchored); "*." stands
+-- for one DNS label. An allowed origin is echoed back; "*" answers "*" whatever the Origin.
+local function compile_cors(f, where)
+    local s = { exact = {}, wild = {} }
+    local origins = valid.table(f.allow_origins, where .. ".allow_origins")
+    check(#origins > 0, where .. ".allow_origins", "must not be empty")
+    for i, o in ipairs(origins) do
+        local w = where .. ".allow_origins[" .. (i - 1) .. "]"
+        o = valid.string(o, w):lower()
+        if o == "*" then
+            s.any = true
+        else
+            local scheme, host = o:match("^([a-z][a-z0-9+.-]*://)([a-z0-9.:*-]+)$")
+            check(scheme and not host:find("*", 2, true), w, "must be *, scheme://host[:port] or scheme://*.host")
+            if host:byte(1) == 42 then
+                check(host:byte(2) == 46 and #host > 2, w, "a wildcard must be scheme://*.host")
+                s.wild[#s.wild + 1] = { scheme, host:sub(2) }
+            else
+                s.exact[o] = true
+            end
+        end
+    end
+    local headers = {}
+    if valid.bool(f.allow_credentials, where .. ".allow_credentials") then
+        headers[#headers + 1] = { "Access-Control-Allow-Credentials", "true" }
+    end
+    local methods = token_list(f.allow_methods, where .. ".allow_methods", false)
+    if methods then
+        headers[#headers + 1] = { "Access-Control-Allow-Methods", methods }
+    end
+    local allow = token_list(f.allow_headers, where .. ".allow_headers", true)
+    if allow then
+        headers[#headers + 1] = { "Access-Control-Allow-Headers", allow }
+    end
+    local expose = token_list(f.expose_headers, where .. ".expose_headers", true)
+    if expose then
+        headers[#headers + 1] = { "Access-Control-Expose-Headers", expose }
+    end
+    if f.max_age ~= nil then
+        headers[#headers + 1] = { "Access-Control-Max-Age", tostring(valid.int(f.max_age, where .. ".max_age", 0,
+                                                                                2147483647)) }
+    end
+    s.headers = headers
+    return s
+end
+
+-- The Access-Control-Allow-Origin value for this request, or nil when its origin is not allowed.
+local function cors_origin(s)
+    if s.any then
+        return "*"
+    end
+    local origin = var.http_origin
+    if not origin then
+        return nil
+    end
+    local o = origin:lower()
+    if s.exact[o] then
+        return origin
+    end
+    local wild = s.wild
+    for i = 1, #wild do
+        local scheme, tail = wild[i][1], wild[i][2]
+        local label_end = #o - #tail
+        if label_end > #scheme and o:sub(1, #scheme) == scheme and o:sub(label_end + 1) == tail
+            and not o:sub(#scheme + 1, label_end):find("[^a-z0-9-]") then
+            return origin
+        end
+    end
+    return nil
+end
+
+local function cors_headers(s, origin)
+    local header = ngx.header
+    header["Access-Control-Allow-Origin"] = origin
+    local list = s.headers
+    for i = 1, #list do
+        header[list[i][1]] = list[i][2]
+    end
+end
+
+-- Request phase: an OPTIONS request from an allowed origin is a preflight, answered here with 204.
+local function cors_preflight(s)
+    if var.request_method ~= "OPTIONS" then
+        return
+    end
+    local origin = cors_origin(s)
+    if origin then
+        cors_headers(s, origin)
+        return ngx.exit(204)
+    end
+end
+
+-- Response phase: the backend's answer gets the allow headers (replacing any it set itself).
+local function cors_response(s)
+    local origin = cors_origin(s)
+    if origin then
+        cors_headers(s, origin)
+    end
+end
+
+-- {"allow": ["10.0.0.0/8"], "deny": ["10.1.0.0/16"], "status": 403}: clients outside a non-empty allow
+-- list, or inside the deny list, get `status` (ingress-nginx's allowlist/denylist-source-range).
+local function compile_source_ip_access(f, where)
+    local s = { status = f.status == nil and 403 or valid.int(f.status, where .. ".status", 400, 599) }
+    if f.allow ~= nil then
+        local allow = cidr.compile_list(f.allow, where .. ".allow")
+        s.allow = #allow > 0 and allow or nil
+    end
+    if f.deny ~= nil then
+        local deny = cidr.compile_list(f.deny, where .. ".deny")
+        s.deny = #deny > 0 and deny or nil
+    end
+    return s
+end
+
+local function source_ip_access(s)
+    local addr = var.binary_remote_addr
+    if (s.allow and not contains(s.allow, addr)) or (s.deny and contains(s.deny, addr)) then
+        ngx.header["X-Netplane-Reason"] = "source-ip"
+        return ngx.exit(s.status)
+    end
+end
+
 local kinds = {
+    cors = { compile = compile_cors, request = cors_preflight, response = cors_response },
+    hsts = { compile = compile_hsts, response = hsts },
+    source_ip_access = { compile = compile_source_ip_access, request = source_ip_access },
     direct_response = { compile = compile_direct_response, request = direct_response },
     request_headers = { compile = compile_headers, request = request_headers },
     response_headers = { compile = compile_response_headers, response = response_headers },
