@@ -18,7 +18,7 @@ import tempfile
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -85,8 +85,10 @@ class EchoServer(http.server.ThreadingHTTPServer):
 
 
 @contextlib.contextmanager
-def echo_servers(*names: str) -> Iterator[dict[str, EchoServer]]:
-    servers = {name: EchoServer(name) for name in names}
+def echo_servers(*names: str, headers: Mapping[str, Iterable[tuple[str, str]]] | None = None,
+                 ) -> Iterator[dict[str, EchoServer]]:
+    """Echo backends by name; `headers` gives some of them headers to add to every answer."""
+    servers = {name: EchoServer(name, (headers or {}).get(name, ())) for name in names}
     for s in servers.values():
         threading.Thread(target=s.serve_forever, daemon=True).start()
     try:
@@ -110,8 +112,9 @@ def running_engine(listeners: Iterable[Listener], workers: int = 2) -> Iterator[
         shutil.rmtree(prefix_dir, ignore_errors=True)
 
 
-def port_of(engine: Engine) -> int:
-    return engine.listeners[0].port
+def port_of(engine: Engine, tls: bool = False) -> int:
+    """The port of the engine's first plain (or TLS) listener."""
+    return next(lst.port for lst in engine.listeners if lst.tls == tls)
 
 
 def ep(server: EchoServer, weight: int = 1) -> dict[str, Any]:

@@ -140,7 +140,7 @@ def test_request_level_routing(cluster: Cluster, instance: None, tmp_path: Path)
     apply(cluster, tmp_path,
           ingress("exact", {SNIPPET: 'more_set_headers "X-Route: exact";'}, [("/x", "Exact")]),
           ingress("prefix", {SNIPPET: 'more_set_headers "X-Route: prefix";',
-                             "nginx.ingress.kubernetes.io/enable-cors": "true"}, [("/x", "Prefix")]),
+                             "nginx.ingress.kubernetes.io/proxy-body-size": "8m"}, [("/x", "Prefix")]),
           ingress("rewrite", {"nginx.ingress.kubernetes.io/use-regex": "true",
                               "nginx.ingress.kubernetes.io/rewrite-target": "/v2/$2"},
                   [("/api(/|$)(.*)", "ImplementationSpecific")]))
@@ -157,11 +157,11 @@ def test_request_level_routing(cluster: Cluster, instance: None, tmp_path: Path)
     status, headers, _ = request(cluster, "unknown.local")
     assert status == 404 and headers.get("x-netplane-reason") == "no-route", headers
 
-    def cors_event() -> str | None:
+    def body_size_event() -> str | None:
         out = cluster.kubectl("-n", "k-1", "get", "events", "--field-selector", "involvedObject.name=prefix").stdout
-        return out if "NotEnforced" in out and "enable-cors" in out else None
+        return out if "NotEnforced" in out and "proxy-body-size" in out else None
 
-    wait_until("an event saying CORS is not enforced yet", cors_event, timeout=20)
+    wait_until("an event saying proxy-body-size is not enforced yet", body_size_event, timeout=20)
 
 
 def test_endpoint_changes_need_no_reload(cluster: Cluster, instance: None) -> None:

@@ -37,7 +37,7 @@ def ingress(name: str = "nginx-ingress", annotations: dict[str, str] | None = No
                  "backend": {"service": {"name": "nginx-service", "port": {"number": 80}}}}]}}]}}
 
 
-def rendered(*ingresses: dict[str, Any]):  # type: ignore[no-untyped-def]
+def rendered(*ingresses: dict[str, Any]) -> EngineConfig:
     translation = translate(IngressInputs(ingresses=list(ingresses), services=[SERVICE], endpoint_slices=[SLICE]))
     return render(translation.config)
 
