@@ -15,7 +15,7 @@ local valid = require "netplane.valid"
 local ngx = ngx
 local var = ngx.var
 local re_find = ngx.re.find
-local random = math.random
+local random, randomseed = math.random, math.randomseed
 local check = valid.check
 local pinned, cookie = balancer.pinned, balancer.cookie
 
@@ -100,8 +100,16 @@ local function decide(c)
     return w > 0 and random(c.total) <= w
 end
 
+-- Workers inherit the master's generator state; each seeds its own on first use so that workers (and
+-- engine instances) do not all draw the same sequence.
+local seeded = false
+
 -- The group this request goes to: `main` or one of the canaries' groups.
 function _M.choose(canaries, main, gen)
+    if not seeded then
+        randomseed(ngx.worker.pid() * 1000 + ngx.now() * 1000)
+        seeded = true
+    end
     for i = 1, #canaries do
         local c = canaries[i]
         if c.sticky then
