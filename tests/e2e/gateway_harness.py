@@ -19,6 +19,7 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,27 +42,38 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@dataclass(frozen=True)
+class Seen:
+    """A request as a backend received it (header names lower-cased)."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
 class _Echo(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: EchoServer
 
     def _answer(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
-        if length:
-            self.rfile.read(length)
+        body = self.rfile.read(length) if length else b""
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        self.server.seen.append(Seen(self.command, self.path, headers, body))
         query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
         if "sleep_ms" in query:
             time.sleep(int(query["sleep_ms"][0]) / 1000)
-        body = json.dumps({"name": self.server.name, "path": self.path, "method": self.command,
-                           "headers": {k.lower(): v for k, v in self.headers.items()}}).encode()
+        answer = json.dumps({"name": self.server.name, "path": self.path, "method": self.command,
+                             "headers": headers}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Length", str(len(answer)))
         self.send_header("X-Backend", self.server.name)
         for name, value in self.server.extra_headers:
             self.send_header(name, value)
         self.end_headers()
-        self.wfile.write(body)
+        self.wfile.write(answer)
 
     do_GET = do_POST = do_PUT = do_OPTIONS = _answer
 
@@ -78,6 +90,7 @@ class EchoServer(http.server.ThreadingHTTPServer):
         self.port = int(self.server_address[1])
         # Headers every answer carries, e.g. one the gateway must replace.
         self.extra_headers = tuple(extra_headers)
+        self.seen: list[Seen] = []
 
     def handle_error(self, request: object, client_address: object) -> None:
         # Clients that give up early (timeout tests) are expected here.
@@ -153,13 +166,13 @@ def unverified_context() -> ssl.SSLContext:
 
 
 def call(engine: Engine, host: str, path: str = "/", method: str = "GET", headers: dict[str, str] | None = None,
-         port: int | None = None, tls: bool = False) -> Answer:
+         port: int | None = None, tls: bool = False, body: bytes | None = None) -> Answer:
     """One request on a fresh connection (TLS without verification: the engine's fallback certificate)."""
     port = port or port_of(engine)
     conn = (http.client.HTTPSConnection(ADDR, port, timeout=10, context=unverified_context()) if tls
             else http.client.HTTPConnection(ADDR, port, timeout=10))
     try:
-        conn.request(method, path, headers={"Host": host, **(headers or {})})
+        conn.request(method, path, body=body, headers={"Host": host, **(headers or {})})
         resp = conn.getresponse()
         return Answer(resp.status, resp.headers, resp.read())
     finally:

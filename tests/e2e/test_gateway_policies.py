@@ -6,6 +6,7 @@ last test goes from Ingress annotations through the translator and the renderer 
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -19,6 +20,7 @@ from tests.e2e.gateway_harness import (
     ADDR,
     LOOPBACK,
     EchoServer,
+    Seen,
     call,
     echo_servers,
     ep,
@@ -39,7 +41,7 @@ BACKEND_HEADERS = {"loud": [("Strict-Transport-Security", "max-age=1"),
 
 @pytest.fixture(scope="module")
 def backends() -> Iterator[dict[str, EchoServer]]:
-    with echo_servers("main", "canary", "loud", headers=BACKEND_HEADERS) as servers:
+    with echo_servers("main", "canary", "loud", "shadow", headers=BACKEND_HEADERS) as servers:
         yield servers
 
 
@@ -258,6 +260,56 @@ def test_source_ip_access(gateway: Engine) -> None:
         gateway, "ip.test", {"id": "r", "match": prefix("/"), "filters": [
             {"type": "source_ip_access", "allow": ["127.0.0.1", "10.0.0.0.0"]}]})
     assert call(gateway, "ip.test", "/c0").status == 403
+
+
+# -- mirroring -------------------------------------------------------------------------------------------------
+
+
+def copies(server: EchoServer, path: str, n: int = 1) -> list[Seen]:
+    """The requests for `path` the server received, once there are `n` of them (copies arrive asynchronously)."""
+    deadline = time.monotonic() + 10
+    while True:
+        seen = [r for r in server.seen if r.path == path]
+        if len(seen) >= n or time.monotonic() > deadline:
+            return seen
+        time.sleep(0.02)
+
+
+def test_mirror_sends_a_copy_without_touching_the_answer(gateway: Engine, backends: dict[str, EchoServer]) -> None:
+    gateway.put_backend("shadow-dead", [{"address": ADDR, "port": free_port()}])
+    marked = {"type": "request_headers", "set": [{"name": "X-Marked", "value": "1"}]}
+    vhost(gateway, "mirror.test",
+          {"id": "all", "match": prefix("/all"), "backend": to("main"),
+           "filters": [marked, {"type": "mirror", "backend": to("shadow")}]},
+          {"id": "none", "match": prefix("/none"), "backend": to("main"),
+           "filters": [{"type": "mirror", "backend": to("shadow"), "percent": 0}]},
+          {"id": "dead", "match": prefix("/dead"), "backend": to("main"),
+           "filters": [{"type": "mirror", "backend": to("shadow-dead")}]})
+    shadow = backends["shadow"]
+    for _ in range(5):
+        assert call(gateway, "mirror.test", "/none").name == "main"
+        assert call(gateway, "mirror.test", "/dead").name == "main"
+    answer = call(gateway, "mirror.test", "/all/x?q=1", "POST", {"Content-Type": "text/plain"}, body=b"hello")
+    assert answer.status == 200 and answer.name == "main" and answer.json["path"] == "/all/x?q=1"
+    [copy] = copies(shadow, "/all/x?q=1")
+    assert (copy.method, copy.body) == ("POST", b"hello")
+    assert copy.headers["host"] == "mirror.test" and copy.headers["x-marked"] == "1"
+    assert copy.headers["x-forwarded-for"] == ADDR and copy.headers["content-type"] == "text/plain"
+    # A body larger than nginx's in-memory buffer (it goes to a temporary file) is copied whole.
+    big = bytes(range(256)) * 400
+    assert call(gateway, "mirror.test", "/all/big", "PUT", body=big).name == "main"
+    [copy] = copies(shadow, "/all/big")
+    assert copy.body == big
+    assert not [r for r in shadow.seen if r.path.startswith("/none")]
+
+
+def test_bad_mirrors_are_refused_naming_the_field(gateway: Engine) -> None:
+    def bad(mirror: dict[str, Any]) -> str:
+        return refused(gateway, "mirror2.test", {"id": "r", "match": prefix("/"), "backend": to("main"),
+                                                 "filters": [{"type": "mirror", **mirror}]})
+
+    assert "filters[0].percent: must be within 0..100" in bad({"backend": to("shadow"), "percent": 101})
+    assert "filters[0].backend: must be an object" in bad({})
 
 
 # -- from Ingress annotations -----------------------------------------------------------------------------------

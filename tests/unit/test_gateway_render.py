@@ -162,6 +162,19 @@ def test_cors_source_access_and_hsts_filters() -> None:
     assert not any(f["type"] == "hsts" for f in r.get("filters", [])), "HSTS never on plain HTTP"
 
 
+def test_mirrors_carry_their_group() -> None:
+    main = ir.BackendGroup("g", (ir.Backend("k-1/s:80"),))
+    shadow = ir.BackendGroup("m", (ir.Backend("k-1/shadow:80", weight=3),), ir.ConsistentHash(
+        ir.Template.of(ir.VarKind.SOURCE_IP)))
+    config = config_of(route(filters=(ir.RequestMirror("m", percent=25), ir.RequestMirror("gone"))), group=main)
+    out = render(ir.RoutingConfig(listeners=config.listeners, backend_groups=(main, shadow)))
+    assert out.vhosts["http:80/a.example"]["routes"][0]["filters"] == [
+        {"type": "mirror", "backend": {"policy": {"type": "source_ip"},
+                                       "backends": [{"name": "m|k-1/shadow:80", "weight": 3}]}, "percent": 25}]
+    assert [(u.feature, u.detail) for u in out.unenforced] == [("mirror", "backend group gone does not exist")]
+    assert "m|k-1/shadow:80" in out.backends
+
+
 def test_hsts_renders_its_header_fields() -> None:
     # Where it applies (HTTPS with a certificate) is the translator's choice; the engine adds it over TLS only.
     hsts = render(config_of(route(filters=(ir.Hsts(86400, include_subdomains=False, preload=True),))))

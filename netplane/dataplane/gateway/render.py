@@ -2,7 +2,7 @@
 the static upstream side (TLS profiles towards backends, TLS passthrough, TCP/UDP listeners).
 
 This follows the mapping table of docs/design/gateway-engine.md. What the engine cannot enforce yet (rate
-limits, WAF, mirroring, ...) is never dropped silently: each is reported as an
+limits, WAF, ...) is never dropped silently: each is reported as an
 `Unenforced` naming the source object and the feature, so the front door can tell its users (an Event on the
 Ingress). Rendering never raises on a configuration the IR can hold; the documents it produces are still checked
 by the engine's own compiler when they are pushed.
@@ -73,7 +73,6 @@ _FILTER_FEATURES: dict[type, str] = {
     ir.RateLimit: "rate-limit",
     ir.ResponseRateLimit: "response-rate-limit",
     ir.Waf: "waf",
-    ir.RequestMirror: "mirror",
     ir.RawSnippet: "raw-snippet",
 }
 
@@ -300,6 +299,12 @@ class _Renderer:
                     "preload": f.preload}
         if isinstance(f, ir.SourceIPAccess):
             return {"type": "source_ip_access", "allow": list(f.allow), "deny": list(f.deny), "status": f.status_code}
+        if isinstance(f, ir.RequestMirror):
+            group = self.group_doc(f.backend_group, p)
+            if group is None:
+                self.report(p, "mirror", f"backend group {f.backend_group} does not exist")
+                return None
+            return {"type": "mirror", "backend": group, "percent": f.percent}
         self.report(p, _FILTER_FEATURES.get(type(f), type(f).__name__))
         return None
 

@@ -355,6 +355,18 @@ function _M.pick(group, gen)
     return peer, b
 end
 
+-- A random integer in 1..n. Workers inherit the master's generator state, so each seeds its own on first
+-- use: otherwise every worker (and every engine instance) would draw the same sequence.
+local random, seeded = math.random, false
+
+function _M.draw(n)
+    if not seeded then
+        math.randomseed(ngx.worker.pid() * 1000 + ngx.now() * 1000)
+        seeded = true
+    end
+    return random(n)
+end
+
 -- Per-request state handed from the access phase to the balancer (and the header filter), keyed by
 -- the address of the request. ngx.ctx would do the same at the price of a table, a registry reference
 -- and a cleanup handler for every request. An entry is taken by the balancer, or by the header filter

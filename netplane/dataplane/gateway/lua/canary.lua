@@ -15,9 +15,8 @@ local valid = require "netplane.valid"
 local ngx = ngx
 local var = ngx.var
 local re_find = ngx.re.find
-local random, randomseed = math.random, math.randomseed
 local check = valid.check
-local pinned, cookie = balancer.pinned, balancer.cookie
+local pinned, cookie, draw = balancer.pinned, balancer.cookie, balancer.draw
 
 local _M = {}
 
@@ -97,19 +96,11 @@ local function decide(c)
         end
     end
     local w = c.weight
-    return w > 0 and random(c.total) <= w
+    return w > 0 and draw(c.total) <= w
 end
-
--- Workers inherit the master's generator state; each seeds its own on first use so that workers (and
--- engine instances) do not all draw the same sequence.
-local seeded = false
 
 -- The group this request goes to: `main` or one of the canaries' groups.
 function _M.choose(canaries, main, gen)
-    if not seeded then
-        randomseed(ngx.worker.pid() * 1000 + ngx.now() * 1000)
-        seeded = true
-    end
     for i = 1, #canaries do
         local c = canaries[i]
         if c.sticky then

@@ -5,6 +5,7 @@
 -- one entry to `kinds`; unknown kinds are refused when the virtual host is pushed.
 local valid = require "netplane.valid"
 local cidr = require "netplane.cidr"
+local mirror = require "netplane.mirror"
 
 local ngx = ngx
 local var = ngx.var
@@ -381,6 +382,7 @@ end
 local kinds = {
     cors = { compile = compile_cors, request = cors_preflight, response = cors_response },
     hsts = { compile = compile_hsts, response = hsts },
+    mirror = { compile = mirror.compile, request = mirror.request },
     source_ip_access = { compile = compile_source_ip_access, request = source_ip_access },
     direct_response = { compile = compile_direct_response, request = direct_response },
     request_headers = { compile = compile_headers, request = request_headers },
