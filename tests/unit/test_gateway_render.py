@@ -121,7 +121,7 @@ def test_canaries_render_as_alternative_groups_of_the_route() -> None:
 
 def test_a_canary_group_is_its_own_source_s_problem() -> None:
     main = ir.BackendGroup("g", (ir.Backend("k-1/s:80"),))
-    other = ir.BackendGroup("c", (ir.Backend("k-1/c:443", protocol=ir.UpstreamProtocol.HTTPS),))
+    other = ir.BackendGroup("c", (ir.Backend("k-1/c:443", protocol=ir.UpstreamProtocol.H2C),))
     canary = ir.Canary("c", ir.Provenance("Ingress", "k-1", "canary"), weight=100, header="X-C", header_value="1",
                        sticky=False)
     config = config_of(route(action=ir.Forward("g", (canary, ir.Canary("missing", canary.provenance)))), group=main)
