@@ -60,7 +60,12 @@ def request(cluster: Cluster, host: str, path: str = "/") -> tuple[int, dict[str
                           capture_output=True, text=True, cwd=ROOT, timeout=30)
     if done.returncode != 0:
         return 0, {}, done.stderr
-    head, _, body = done.stdout.replace("\r\n", "\n").partition("\n\n")
+    return parse_answer(done.stdout)
+
+
+def parse_answer(text: str) -> tuple[int, dict[str, str], str]:
+    """(status, headers with lower-case names, body) of `curl -i` output."""
+    head, _, body = text.replace("\r\n", "\n").partition("\n\n")
     lines = head.splitlines()
     headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
     return int(lines[0].split()[1]), headers, body
@@ -140,6 +145,7 @@ def test_request_level_routing(cluster: Cluster, instance: None, tmp_path: Path)
     apply(cluster, tmp_path,
           ingress("exact", {SNIPPET: 'more_set_headers "X-Route: exact";'}, [("/x", "Exact")]),
           ingress("prefix", {SNIPPET: 'more_set_headers "X-Route: prefix";',
+                             "nginx.ingress.kubernetes.io/enable-cors": "true",
                              "nginx.ingress.kubernetes.io/proxy-body-size": "8m"}, [("/x", "Prefix")]),
           ingress("rewrite", {"nginx.ingress.kubernetes.io/use-regex": "true",
                               "nginx.ingress.kubernetes.io/rewrite-target": "/v2/$2"},
@@ -148,6 +154,7 @@ def test_request_level_routing(cluster: Cluster, instance: None, tmp_path: Path)
     assert exact["response_headers"]["x-route"] == "exact" and exact["path"] == "/x", exact
     prefix = echoed(cluster, "cases.local", "/x/y")
     assert prefix is not None and prefix["response_headers"]["x-route"] == "prefix" and prefix["path"] == "/x/y", prefix
+    assert prefix["response_headers"]["access-control-allow-origin"] == "*", prefix  # enable-cors, enforced
     status, _, _ = request(cluster, "cases.local", "/xy")  # element-wise Prefix: /xy is not under /x
     assert status == 404
     rewritten = echoed(cluster, "cases.local", "/api/items/7?q=1")
@@ -195,20 +202,27 @@ def test_https_with_certificates_chosen_by_sni(cluster: Cluster, instance: None,
                                                               "backend": backend}]}}
                            for host in ("secure.local", "other.local")]}})
 
-    def https(host: str) -> dict[str, Any] | None:
-        done = subprocess.run([*NETPLANE, "external", "--data-dir", str(cluster.data_dir), "--", "curl", "-sS",
+    def https(host: str) -> tuple[dict[str, str], dict[str, Any]] | None:
+        done = subprocess.run([*NETPLANE, "external", "--data-dir", str(cluster.data_dir), "--", "curl", "-sS", "-i",
                                "-m", "3", "--cacert", str(tmp_path / f"{host}.crt"), "--resolve",
                                f"{host}:{HTTPS_NODE_PORT}:{NODE_IP}", f"https://{host}:{HTTPS_NODE_PORT}/tls?a=1"],
                               capture_output=True, text=True, cwd=ROOT, timeout=30)
-        return json.loads(done.stdout) if done.returncode == 0 else None
+        if done.returncode != 0:
+            return None
+        _, headers, body = parse_answer(done.stdout)
+        return headers, json.loads(body)
 
     # curl verifies the chain against each host's own self-signed certificate: only the Secret of that
     # name can satisfy it, so a pass means the engine picked the certificate by SNI.
-    answer = wait_until("secure.local over HTTPS", lambda: https("secure.local"), timeout=30)
+    headers, answer = wait_until("secure.local over HTTPS", lambda: https("secure.local"), timeout=30)
     assert answer["host"] == f"secure.local:{HTTPS_NODE_PORT}" and answer["path"] == "/tls?a=1", answer
-    assert (https("other.local") or {}).get("host") == f"other.local:{HTTPS_NODE_PORT}"
+    # ingress-nginx's default HSTS (ConfigMap hsts: true), on HTTPS answers only.
+    assert headers["strict-transport-security"] == "max-age=31536000; includeSubDomains", headers
+    other = https("other.local")
+    assert other is not None and other[1]["host"] == f"other.local:{HTTPS_NODE_PORT}"
     status, headers, _ = request(cluster, "secure.local", "/page?x=1")
     assert status == 308 and headers["location"] == "https://secure.local/page?x=1", headers
+    assert "strict-transport-security" not in headers
 
 
 def test_deleting_the_ingress_stops_routing(cluster: Cluster, instance: None) -> None:
