@@ -166,12 +166,15 @@ def test_mirrors_carry_their_group() -> None:
     main = ir.BackendGroup("g", (ir.Backend("k-1/s:80"),))
     shadow = ir.BackendGroup("m", (ir.Backend("k-1/shadow:80", weight=3),), ir.ConsistentHash(
         ir.Template.of(ir.VarKind.SOURCE_IP)))
-    config = config_of(route(filters=(ir.RequestMirror("m", percent=25), ir.RequestMirror("gone"))), group=main)
-    out = render(ir.RoutingConfig(listeners=config.listeners, backend_groups=(main, shadow)))
+    tls = ir.BackendGroup("t", (ir.Backend("k-1/tls:443", protocol=ir.UpstreamProtocol.HTTPS),))
+    config = config_of(route(filters=(ir.RequestMirror("m", percent=25), ir.RequestMirror("gone"),
+                                      ir.RequestMirror("t"))), group=main)
+    out = render(ir.RoutingConfig(listeners=config.listeners, backend_groups=(main, shadow, tls)))
     assert out.vhosts["http:80/a.example"]["routes"][0]["filters"] == [
         {"type": "mirror", "backend": {"policy": {"type": "source_ip"},
                                        "backends": [{"name": "m|k-1/shadow:80", "weight": 3}]}, "percent": 25}]
-    assert [(u.feature, u.detail) for u in out.unenforced] == [("mirror", "backend group gone does not exist")]
+    assert [(u.feature, u.detail) for u in out.unenforced] == [("mirror", "backend group gone does not exist"),
+                                                               ("mirror", "copies to k-1/tls:443 (https)")]
     assert "m|k-1/shadow:80" in out.backends
 
 

@@ -300,13 +300,21 @@ class _Renderer:
         if isinstance(f, ir.SourceIPAccess):
             return {"type": "source_ip_access", "allow": list(f.allow), "deny": list(f.deny), "status": f.status_code}
         if isinstance(f, ir.RequestMirror):
-            group = self.group_doc(f.backend_group, p)
-            if group is None:
-                self.report(p, "mirror", f"backend group {f.backend_group} does not exist")
-                return None
-            return {"type": "mirror", "backend": group, "percent": f.percent}
+            return self.mirror(f, p)
         self.report(p, _FILTER_FEATURES.get(type(f), type(f).__name__))
         return None
+
+    def mirror(self, f: ir.RequestMirror, p: ir.Provenance) -> Doc | None:
+        group = self.groups.get(f.backend_group)
+        if group is None:
+            self.report(p, "mirror", f"backend group {f.backend_group} does not exist")
+            return None
+        # The engine sends copies over plain HTTP from Lua; TLS and gRPC peers would not understand them.
+        other = [b.name for b in group.backends if b.protocol != ir.UpstreamProtocol.HTTP]
+        if other:
+            self.report(p, "mirror", f"copies to {', '.join(other)} ({group.backends[0].protocol.value})")
+            return None
+        return {"type": "mirror", "backend": self.group_doc(f.backend_group, p), "percent": f.percent}
 
     def action(self, action: ir.Action, p: ir.Provenance) -> tuple[Doc | None, Doc | None]:
         """(terminal filter, backend) for an action."""
