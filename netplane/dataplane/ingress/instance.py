@@ -166,6 +166,37 @@ class DocumentSync:
             result.pushed[kind] = result.pushed.get(kind, 0) + 1
 
 
+@dataclass(frozen=True)
+class Problem:
+    """One Warning Event: on the object, with its reason and message."""
+
+    kind: str
+    namespace: str
+    name: str
+    reason: str
+    message: str
+
+
+def problems(diagnostics: tuple[Diagnostic, ...], rendered: EngineConfig, refusals: list[Refusal],
+             setting_problems: list[str], instance: Source) -> list[Problem]:
+    """What one sync has to tell: translation diagnostics, features not enforced, documents the data plane
+    refused (on the objects whose routes the document holds, else on the instance) and invalid settings."""
+    out: list[Problem] = []
+    for d in diagnostics:
+        out.append(Problem(d.kind, d.namespace, d.name, "Invalid" if d.severity == "error" else "Warning", d.message))
+    for item in rendered.unenforced:
+        out.append(Problem(item.kind, item.namespace, item.name, "NotEnforced", unenforced_message(item)))
+    for r in refusals:
+        sources = rendered.vhost_sources.get(r.name, ()) if r.kind == VHOSTS else ()
+        for s in sources or (instance,):
+            out.append(Problem(s.kind, s.namespace, s.name, "ConfigurationRefused",
+                               f"the data plane refused {r.kind[:-1]} {r.name!r}: {r.message}"))
+    for problem in setting_problems:
+        out.append(Problem(instance.kind, instance.namespace, instance.name, "InvalidSetting",
+                           f"spec.controller.config {problem}"))
+    return out
+
+
 @dataclass
 class InstanceOptions:
     class_name: str
@@ -332,30 +363,18 @@ class IngressInstance:
 
     async def tell(self, diagnostics: tuple[Diagnostic, ...], rendered: EngineConfig, refusals: list[Refusal],
                    setting_problems: list[str]) -> None:
-        now: list[tuple[str, str, str, str, str]] = []  # (kind, namespace, name, reason, message)
-        for d in diagnostics:
-            now.append((d.kind, d.namespace, d.name, "Invalid" if d.severity == "error" else "Warning", d.message))
-        for item in rendered.unenforced:
-            now.append((item.kind, item.namespace, item.name, "NotEnforced", unenforced_message(item)))
-        for r in refusals:
-            sources = rendered.vhost_sources.get(r.name, ()) if r.kind == VHOSTS else ()
-            for s in sources or (Source("IngressNginx", self.options.namespace, self.options.name),):
-                now.append((s.kind, s.namespace, s.name, "ConfigurationRefused",
-                            f"the data plane refused {r.kind[:-1]} {r.name!r}: {r.message}"))
-        for problem in setting_problems:
-            now.append(("IngressNginx", self.options.namespace, self.options.name, "InvalidSetting",
-                        f"spec.controller.config {problem}"))
+        instance = Source("IngressNginx", self.options.namespace, self.options.name)
         current = set()
-        for kind, namespace, name, reason, message in now:
-            key = (kind, namespace, name, message)
+        for p in problems(diagnostics, rendered, refusals, setting_problems, instance):
+            key = (p.kind, p.namespace, p.name, p.message)
             current.add(key)
             if key in self.told:
                 continue
-            obj = self._object(kind, namespace, name)
+            obj = self._object(p.kind, p.namespace, p.name)
             if obj is None:
                 continue
-            log.warning("%s %s/%s: %s", kind, namespace, name, message)
-            await self.recorder.warning(obj, reason, message)
+            log.warning("%s %s/%s: %s", p.kind, p.namespace, p.name, p.message)
+            await self.recorder.warning(obj, p.reason, p.message)
         self.told = current
 
     def _object(self, kind: str, namespace: str, name: str) -> Obj | None:

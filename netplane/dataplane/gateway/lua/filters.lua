@@ -192,14 +192,22 @@ local function redirect(s)
     if port and port ~= DEFAULT_PORTS[scheme] then
         authority = authority .. ":" .. port
     end
-    local uri = var.uri
-    local path = s.path and s.path(uri) or uri
-    if s.strip_trailing_slash and #path > 1 and path:byte(-1) == 47 then
-        path = path:sub(1, -2)
+    local path
+    if s.path then
+        path = s.path(var.uri)
+        local args = var.args
+        if args and args ~= "" then
+            path = path .. "?" .. args
+        end
+    else
+        -- Unchanged means as the client sent it: still percent-encoded (the decoded $uri may hold spaces
+        -- or CR/LF, which must never reach a Location header), with its query string.
+        path = var.request_uri
     end
-    local args = var.args
-    if args and args ~= "" then
-        path = path .. "?" .. args
+    -- ingress-nginx's HTTPS redirect drops a slash that ends the whole request URI, a lone "/" too
+    -- (https://host); a slash before a query string stays.
+    if s.strip_trailing_slash and path:byte(-1) == 47 then
+        path = path:sub(1, -2)
     end
     return ngx.redirect(scheme .. "://" .. authority .. path, s.status)
 end
