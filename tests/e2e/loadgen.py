@@ -2,8 +2,8 @@
 
 Run as its own process (``python -m tests.e2e.loadgen``) so that the client does not compete for the test
 process's GIL with the echo backends it measures. Each connection sends at ``rate / connections`` per second on
-a fixed schedule (a late answer does not lower the offered rate until every connection is waiting). At the end it prints one
-JSON line (after a first line saying it has started): requests, answers per status and per backend (the
+a fixed schedule (a late answer does not lower the offered rate until every connection is waiting). At the end
+it prints one JSON line (after a first line saying it has started): requests, answers per status and per backend (the
 ``X-Backend`` header), and the first failures (anything but a 200 from a backend whose name starts with
 ``--expect``, or a connection error).
 """
