@@ -3,10 +3,11 @@
     objects (dicts or YAML) ─▶ translate(IngressInputs, ControllerSettings) ─▶ render ─▶ DocumentSync ─▶ Engine
                                                    └──────────── problems(...) = the Warning Events an instance tells
 
-The same functions the IngressNginx instance program runs (netplane/dataplane/ingress/instance.py), minus the
-informers: the harness holds the objects itself and syncs after every change. Backends are the in-process echo
-servers of test_gateway_engine.py, published through Services and EndpointSlices (one slice per endpoint, since
-every echo server has its own port). Requests go to the engine with http.client, over TLS with a chosen SNI name.
+The same functions the IngressNginx instance program runs (netplane/dataplane/ingress/instance.py: its
+CertificateMemory, translate, render, DocumentSync and problems), minus the informers and the API calls: the
+harness holds the objects itself and syncs after every change. Backends are the in-process echo servers of
+test_gateway_engine.py, published through Services and EndpointSlices (one slice per endpoint, since every echo
+server has its own port). Requests go to the engine with http.client, over TLS with a chosen SNI name.
 """
 
 from __future__ import annotations
@@ -34,8 +35,14 @@ from netplane.dataplane.gateway import Engine, InstanceSettings
 from netplane.dataplane.gateway.config import LUA_MODULE
 from netplane.dataplane.gateway.render import EngineConfig, Source, render
 from netplane.dataplane.ingress.instance import DocumentSync, Problem, SyncResult, problems
+from netplane.routing.ingress.secrets import CertificateMemory
 from netplane.routing.ingress.settings import ControllerSettings, parse_settings
-from netplane.routing.ingress.translate import IngressInputs, IngressTranslation, translate
+from netplane.routing.ingress.translate import (
+    IngressInputs,
+    IngressTranslation,
+    kept_certificate_diagnostics,
+    translate,
+)
 from tests.e2e.test_gateway_engine import ADDR, Answer, _Echo, _EchoServer, _self_signed, free_port
 
 Obj = dict[str, Any]
@@ -182,11 +189,23 @@ class Synced:
         """``reason: message`` of every Event the instance would record on that object."""
         return [f"{e.reason}: {e.message}" for e in self.events if (e.kind, e.name) == (kind, name)]
 
+    def complaints_of(self, name: str, kind: str = "Ingress") -> list[str]:
+        """The Events about something wrong with that object (not the features the data plane lacks yet)."""
+        return [e for e in self.events_of(name, kind) if not e.startswith("NotEnforced:")]
+
 
 class Reply(Answer):
-    def __init__(self, status: int, headers: http.client.HTTPMessage, body: bytes, certificate_cn: str | None = None):
+    def __init__(self, status: int, headers: http.client.HTTPMessage, body: bytes, certificate: bytes | None = None):
         super().__init__(status, headers, body)
-        self.certificate_cn = certificate_cn
+        self.certificate = certificate
+        """The server's certificate (DER) on HTTPS."""
+
+    @property
+    def certificate_cn(self) -> str | None:
+        if self.certificate is None:
+            return None
+        names = x509.load_der_x509_certificate(self.certificate).subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        return str(names[0].value) if names else None
 
     @property
     def backend(self) -> str | None:
@@ -237,6 +256,7 @@ class IngressHarness:
         self.base = base
         self.settings = base
         self.sync_state = DocumentSync(engine)
+        self.certificates = CertificateMemory()
         self.objects: dict[tuple[str, str, str], Obj] = {}
         self.last: Synced | None = None
 
@@ -276,13 +296,15 @@ class IngressHarness:
         self.sync()
 
     def sync(self) -> Synced:
-        inputs: dict[str, list[Obj]] = {field: [] for field in _INPUTS.values()}
+        inputs: dict[str, list[Mapping[str, Any]]] = {field: [] for field in _INPUTS.values()}
         for (kind, _, _), obj in self.objects.items():
             inputs[_INPUTS[kind]].append(obj)
+        inputs["secrets"], kept = self.certificates.apply(inputs["secrets"])
         translation = translate(IngressInputs(**inputs), self.settings)
         rendered = render(translation.config)
         result = self.sync_state.apply(rendered)
-        events = problems(translation.diagnostics, rendered, result.refusals, [], INSTANCE)
+        diagnostics = translation.diagnostics + kept_certificate_diagnostics(kept, inputs["ingresses"])
+        events = problems(diagnostics, rendered, result.refusals, [], INSTANCE)
         self.last = Synced(translation, rendered, result, events)
         return self.last
 
@@ -291,7 +313,7 @@ class IngressHarness:
     def get(self, host: str, path: str = "/", *, method: str = "GET", headers: Mapping[str, str] | None = None,
             body: bytes | None = None, https: bool = False, sni: str | None = None) -> Reply:
         """One request on a fresh connection; over HTTPS the SNI name is ``sni`` (default: the host)."""
-        cn = None
+        der = None
         if https:
             conn: http.client.HTTPConnection = _SNIConnection(self.https_port, sni or host.split(":")[0],
                                                               _insecure())
@@ -302,11 +324,8 @@ class IngressHarness:
             if https:
                 assert isinstance(conn.sock, ssl.SSLSocket)
                 der = conn.sock.getpeercert(binary_form=True)
-                assert der is not None
-                names = x509.load_der_x509_certificate(der).subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-                cn = str(names[0].value) if names else None
             resp = conn.getresponse()
-            return Reply(resp.status, resp.headers, resp.read(), cn)
+            return Reply(resp.status, resp.headers, resp.read(), der)
         finally:
             conn.close()
 

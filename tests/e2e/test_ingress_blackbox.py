@@ -8,6 +8,7 @@ everything afterwards.
 
 from __future__ import annotations
 
+import base64
 import time
 import urllib.parse
 from collections.abc import Iterator
@@ -767,10 +768,116 @@ def test_invalid_annotations_are_refused_at_admission_and_fail_closed(
     expect(h.get("bad.test", "/good"), "b")
     expect(h.get("good.test"), "c")
     assert any(e.startswith("Invalid:") and reason in e for e in synced.events_of("bad"))
-    assert not synced.events_of("good") and not synced.events_of("other")
+    assert not synced.complaints_of("good") and not synced.complaints_of("other")
 
 
 def test_unknown_annotation_is_a_warning_only(h: IngressHarness) -> None:
     synced = h.apply(simple("unknown", "unknown-ann.test", "svc-a", annotations={"frobnicate": "yes"}))
     expect(h.get("unknown-ann.test"), "a")
     assert any(e.startswith("Warning:") and "frobnicate" in e for e in synced.events_of("unknown"))
+
+
+# -- broken input never disturbs what serves ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("bad_path", ["/bad/(unclosed", "/bad/[z-a]", "/bad/a{70000}"])
+def test_an_invalid_regex_never_disturbs_what_serves(h: IngressHarness, bad_path: str) -> None:
+    good = ingress("re-good", "brk-re.test", [ingress_path("/ok/[0-9]+", "svc-a", path_type="ImplementationSpecific")],
+                   annotations={"use-regex": "true"})
+    bad = ingress("re-bad", "brk-re.test", [ingress_path(bad_path, "svc-b", path_type="ImplementationSpecific"),
+                                            ingress_path("/fine", "svc-b", path_type="ImplementationSpecific")],
+                  annotations={"use-regex": "true"}, created="2026-01-02T00:00:00Z")
+    h.apply(good, simple("re-other", "brk-other.test", "svc-c"))
+    review = review_ingress(bad, [good], ControllerSettings())
+    assert any("spec.rules[0].http.paths[0].path" in str(e) for e in review.errors), review
+    # Stored anyway (admission off): the host, its other paths and other hosts keep serving.
+    synced = h.apply(bad)
+    expect(h.get("brk-re.test", "/ok/42"), "a")
+    expect(h.get("brk-re.test", "/fine"), "b")
+    expect(h.get("brk-other.test"), "c")
+    assert synced.result.refusals == []
+    assert [e for e in synced.events_of("re-bad") if "paths[0].path" in e and "matched as a plain prefix" in e]
+    assert not synced.complaints_of("re-good") and "default/re-bad" in synced.translation.ingresses
+    # The host's configuration is not frozen: later changes to it still apply.
+    h.apply(ingress("re-good", "brk-re.test", [ingress_path("/ok/[0-9]+", "svc-a", path_type="ImplementationSpecific"),
+                                               ingress_path("/new", "svc-c", path_type="ImplementationSpecific")],
+                    annotations={"use-regex": "true"}))
+    expect(h.get("brk-re.test", "/new"), "c")
+
+
+def tls_pair(h: IngressHarness, name: str, host: str, secret: Any) -> None:
+    h.apply(secret, simple(name, host, "svc-a", tls=[{"hosts": [host], "secretName": secret["metadata"]["name"]}]))
+
+
+def test_a_certificate_that_does_not_parse_keeps_the_previous_one(h: IngressHarness) -> None:
+    first = certificate_secret("keep-cert", "brk-keep.test")
+    tls_pair(h, "keep", "brk-keep.test", first)
+    tls_pair(h, "bystander", "brk-by.test", certificate_secret("by-cert", "brk-by.test"))
+    served = h.get("brk-keep.test", https=True).certificate
+    assert h.get("brk-keep.test", https=True).certificate_cn == "brk-keep.test"
+    garbage = tls_secret("keep-cert", "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n",
+                         *_key_of(first))
+    synced = h.apply(garbage)
+    # ingress-nginx keeps the last certificate that parsed; so does the instance (CertificateMemory).
+    reply = h.get("brk-keep.test", "/", https=True)
+    assert reply.certificate == served and reply.backend == "a"
+    assert h.get("brk-by.test", https=True).certificate_cn == "brk-by.test"
+    assert [e for e in synced.events_of("keep") if "no valid PEM certificate" in e and "previous certificate" in e]
+    assert not synced.complaints_of("bystander")
+    # Fixed with a new certificate: that one serves and the warning goes.
+    synced = h.apply(certificate_secret("keep-cert", "brk-keep.test"))
+    assert h.get("brk-keep.test", https=True).certificate not in (None, served)
+    assert not synced.complaints_of("keep")
+
+
+def _key_of(secret: Any) -> tuple[str]:
+    return (base64.b64decode(secret["data"]["tls.key"]).decode(),)
+
+
+def test_a_new_certificate_that_does_not_parse_serves_the_default(h: IngressHarness) -> None:
+    tls_pair(h, "bystander", "brk-by2.test", certificate_secret("by2-cert", "brk-by2.test"))
+    synced = h.apply(tls_secret("junk-cert", "junk", "junk"),
+                     simple("junk", "brk-junk.test", "svc-a", tls=[{"hosts": ["brk-junk.test"],
+                                                                    "secretName": "junk-cert"}]))
+    reply = h.get("brk-junk.test", https=True)
+    assert reply.certificate_cn == "netplane-gateway-fallback" and reply.backend == "a"
+    assert h.get("brk-junk.test").status == 308  # the tls section still asks for HTTPS
+    assert h.get("brk-by2.test", https=True).certificate_cn == "brk-by2.test"
+    assert [e for e in synced.events_of("junk") if "the default certificate is used" in e]
+
+
+def test_a_deleted_tls_secret_falls_back_to_the_default_certificate(h: IngressHarness) -> None:
+    secret = certificate_secret("gone-cert", "brk-gone.test")
+    tls_pair(h, "gone", "brk-gone.test", secret)
+    tls_pair(h, "bystander", "brk-by3.test", certificate_secret("by3-cert", "brk-by3.test"))
+    synced = h.delete("Secret", "gone-cert")
+    # As ingress-nginx: the certificate leaves with its Secret; the host keeps serving with the default one.
+    reply = h.get("brk-gone.test", "/", https=True)
+    assert reply.certificate_cn == "netplane-gateway-fallback" and reply.backend == "a"
+    assert h.get("brk-gone.test").status == 308
+    assert h.get("brk-by3.test", https=True).certificate_cn == "brk-by3.test"
+    assert [e for e in synced.events_of("gone") if "secret default/gone-cert not found" in e]
+    synced = h.apply(secret)
+    assert h.get("brk-gone.test", https=True).certificate_cn == "brk-gone.test" and not synced.complaints_of("gone")
+
+
+def test_a_key_that_does_not_match_is_refused_and_the_previous_certificate_serves(h: IngressHarness) -> None:
+    first = certificate_secret("pair-cert", "brk-pair.test")
+    tls_pair(h, "pair", "brk-pair.test", first)
+    served = h.get("brk-pair.test", https=True).certificate
+    other = certificate_secret("x", "brk-pair.test")
+    mismatched = {**other, "metadata": first["metadata"], "data": {"tls.crt": other["data"]["tls.crt"],
+                                                                     "tls.key": first["data"]["tls.key"]}}
+    synced = h.apply(mismatched)
+    # The translator cannot tell; the engine checks the pair and refuses, so its previous version stays.
+    assert [r.name for r in synced.result.refusals] == ["default/pair-cert"]
+    assert h.get("brk-pair.test", https=True).certificate == served
+    assert [e for e in synced.events_of("harness", "IngressNginx")
+            if e.startswith("ConfigurationRefused:") and "default/pair-cert" in e]
+
+
+def test_a_deleted_service_fails_only_its_paths(h: IngressHarness) -> None:
+    h.apply(ingress("svcgone", "brk-svc.test", [ingress_path("/a", "svc-a"), ingress_path("/c", "svc-c")]))
+    synced = h.delete("Service", "svc-c")
+    assert h.get("brk-svc.test", "/c").status == 503
+    expect(h.get("brk-svc.test", "/a"), "a")
+    assert [e for e in synced.events_of("svcgone") if "service default/svc-c not found" in e]

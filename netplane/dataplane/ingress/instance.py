@@ -41,8 +41,14 @@ from netplane.dataplane.gateway.render import EngineConfig, Source, Unenforced, 
 from netplane.dataplane.gateway.upstreams import Upstreams
 from netplane.dataplane.ingress.metrics import CONTENT_TYPE, InstanceMetrics
 from netplane.routing import ir
+from netplane.routing.ingress.secrets import CertificateMemory
 from netplane.routing.ingress.settings import ControllerSettings, parse_settings
-from netplane.routing.ingress.translate import Diagnostic, IngressInputs, translate
+from netplane.routing.ingress.translate import (
+    Diagnostic,
+    IngressInputs,
+    kept_certificate_diagnostics,
+    translate,
+)
 
 log = logging.getLogger("netplane.ingress")
 
@@ -238,6 +244,7 @@ class IngressInstance:
         self.engine: Engine | None = None
         self.sync: DocumentSync | None = None
         self.ready = False
+        self.certificates = CertificateMemory()
         # Diagnostics already told as Events: each is told once while it lasts.
         self.told: set[tuple[str, str, str, str]] = set()
 
@@ -285,10 +292,12 @@ class IngressInstance:
 
     async def sync_once(self) -> None:
         settings, setting_problems = self.settings()
+        ingresses = list(self.ingresses.cache)
+        secrets, kept = self.certificates.apply(list(self.secrets.cache))
         inputs = IngressInputs(
-            ingresses=list(self.ingresses.cache), ingress_classes=list(self.classes.cache),
+            ingresses=ingresses, ingress_classes=list(self.classes.cache),
             services=list(self.services.cache), endpoint_slices=list(self.slices.cache),
-            secrets=list(self.secrets.cache), config_maps=list(self.config_maps.cache))
+            secrets=secrets, config_maps=list(self.config_maps.cache))
         translation = translate(inputs, settings)
         rendered = render(translation.config)
         try:
@@ -314,7 +323,8 @@ class IngressInstance:
                      f"; refused {[(r.kind, r.name, r.message) for r in result.refusals]}" if result.refusals else "")
         self.ready = True
         await self.write_status(translation.ingresses)
-        await self.tell(translation.diagnostics, rendered, result.refusals, setting_problems)
+        await self.tell(translation.diagnostics + kept_certificate_diagnostics(kept, ingresses), rendered,
+                        result.refusals, setting_problems)
 
     # -- status -------------------------------------------------------------------------------------------------
 
@@ -378,13 +388,19 @@ class IngressInstance:
         self.told = current
 
     def _object(self, kind: str, namespace: str, name: str) -> Obj | None:
-        if kind == "Ingress":
-            obj = self.ingresses.cache.get_by_name(name, namespace)
-            return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", **obj} if obj is not None else None
         if kind == "IngressNginx":
             obj = self.instance()
             return {"apiVersion": "ingress-nginx.alauda.io/v1", "kind": "IngressNginx", **obj} if obj else None
-        return None
+        # Diagnostics also name the Secrets, ConfigMaps, Services and IngressClasses at fault.
+        found = {"Ingress": (self.ingresses, "networking.k8s.io/v1"), "IngressClass": (self.classes,
+                                                                                      "networking.k8s.io/v1"),
+                 "Secret": (self.secrets, "v1"), "ConfigMap": (self.config_maps, "v1"),
+                 "Service": (self.services, "v1")}.get(kind)
+        if found is None:
+            return None
+        informer, api_version = found
+        obj = informer.cache.get_by_name(name, namespace or None)
+        return {"apiVersion": api_version, "kind": kind, **obj} if obj is not None else None
 
     # -- running ------------------------------------------------------------------------------------------------
 

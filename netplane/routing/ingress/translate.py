@@ -51,7 +51,7 @@ from netplane.routing.ingress.model import (
     tls_secret,
 )
 from netplane.routing.ingress.nginx_syntax import SyntaxProblem, parse_template
-from netplane.routing.ingress.secrets import certificate_from_secret, certificate_problem
+from netplane.routing.ingress.secrets import certificate_from_secret, certificate_problem, secret_users
 from netplane.routing.ingress.settings import ControllerSettings
 from netplane.routing.ir import (
     MATCH_ALL,
@@ -800,3 +800,16 @@ class _Translator:
 def translate(inputs: IngressInputs, settings: ControllerSettings | None = None) -> IngressTranslation:
     """The routing IR for every Ingress of ``settings.class_name`` (default ``nginx``)."""
     return _Translator(inputs, settings or ControllerSettings()).run()
+
+
+def kept_certificate_diagnostics(kept: Mapping[tuple[str, str], str],
+                                 ingresses: Sequence[Mapping[str, Any]]) -> tuple[Diagnostic, ...]:
+    """Warnings for TLS Secrets whose broken update ``CertificateMemory`` held back: on every Ingress that uses
+    the Secret, else on the Secret itself (the default certificate)."""
+    out = []
+    for key, message in sorted(kept.items()):
+        for namespace, name in secret_users(ingresses, key):
+            out.append(Diagnostic("warning", "Ingress", namespace, name, f"TLS secret {key[0]}/{key[1]}: {message}"))
+        if not secret_users(ingresses, key):
+            out.append(Diagnostic("warning", "Secret", key[0], key[1], message))
+    return tuple(out)
