@@ -12,12 +12,12 @@ from hypothesis import strategies as st
 
 from netplane.dataplane.gateway.config import Listener as EngineListener
 from netplane.dataplane.gateway.engine import BACKENDS, CERTIFICATES, VHOSTS, ControlError
-from netplane.dataplane.gateway.render import EngineConfig, Unenforced, render
+from netplane.dataplane.gateway.render import EngineConfig, Source, Unenforced, render
 from netplane.dataplane.gateway.upstreams import L4Listener, Passthrough, StreamPeer, Upstreams
-from netplane.dataplane.ingress.instance import DocumentSync, unenforced_message
+from netplane.dataplane.ingress.instance import DocumentSync, Refusal, problems, unenforced_message
 from netplane.routing import ir
 from netplane.routing.ingress.settings import ControllerSettings
-from netplane.routing.ingress.translate import IngressInputs, translate
+from netplane.routing.ingress.translate import Diagnostic, IngressInputs, translate
 from tests.certificates import self_signed
 
 SERVICE = {"metadata": {"name": "nginx-service", "namespace": "k-1"},
@@ -427,3 +427,21 @@ def test_ssl_passthrough_ingress_becomes_a_passthrough_with_its_endpoints() -> N
     # Terminated no more on 443; the stream peers are nginx.conf, not a backend document.
     assert set(out.vhosts) == {"http:80/demo.local"}
     assert set(out.backends) == {"k-1/nginx-service:80|k-1/nginx-service:80"} and out.unenforced == ()
+
+
+def test_problems_are_the_events_of_one_sync() -> None:
+    config = rendered(ingress(annotations={"nginx.ingress.kubernetes.io/proxy-body-size": "8m"}))
+    diagnostics = (Diagnostic("warning", "Ingress", "k-1", "nginx-ingress", "careful"),
+                   Diagnostic("error", "Secret", "k-1", "cert", "broken"))
+    refusals = [Refusal(VHOSTS, "http:80/demo.local", "invalid regex"), Refusal(CERTIFICATES, "k-1/cert", "no")]
+    instance = Source("IngressNginx", "ops", "main")
+    found = [(p.kind, p.name, p.reason, p.message) for p in problems(diagnostics, config, refusals, ["x: bad"],
+                                                                     instance)]
+    assert found[:2] == [("Ingress", "nginx-ingress", "Warning", "careful"), ("Secret", "cert", "Invalid", "broken")]
+    assert [f for f in found if f[2] == "NotEnforced" and "proxy-body-size" in f[3]]
+    # A refused virtual host is told on the objects whose routes it holds; anything else on the instance.
+    assert found[-3:] == [
+        ("Ingress", "nginx-ingress", "ConfigurationRefused",
+         "the data plane refused vhost 'http:80/demo.local': invalid regex"),
+        ("IngressNginx", "main", "ConfigurationRefused", "the data plane refused certificate 'k-1/cert': no"),
+        ("IngressNginx", "main", "InvalidSetting", "spec.controller.config x: bad")]

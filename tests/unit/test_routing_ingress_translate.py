@@ -14,8 +14,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from netplane.routing.ingress.annotations import PREFIX, SUPPORTED
+from netplane.routing.ingress.secrets import CertificateMemory
 from netplane.routing.ingress.settings import ControllerSettings
-from netplane.routing.ingress.translate import IngressInputs, IngressTranslation, translate
+from netplane.routing.ingress.translate import (
+    IngressInputs,
+    IngressTranslation,
+    kept_certificate_diagnostics,
+    translate,
+)
 from netplane.routing.ir import (
     Canary,
     ConsistentHash,
@@ -913,3 +919,24 @@ def test_arbitrary_ingress_shapes_give_a_valid_configuration(ingresses: list[dic
             assert vh.routes == order_routes(vh.routes, OrderingModel.INGRESS)
             seen = [(r.match, r.priority) for r in vh.routes]
             assert len(seen) == len(set(seen))
+
+
+def test_certificate_memory_keeps_the_last_usable_secret_until_it_is_deleted() -> None:
+    memory = CertificateMemory()
+    good = tls_secret("cert", "demo.local")
+    plain = {"metadata": {"name": "token", "namespace": "k-1"}, "data": {"token": "eA=="}}
+    assert memory.apply([good, plain]) == ([good, plain], {})
+    broken = {**good, "data": {**good["data"], "tls.crt": base64.b64encode(b"garbage").decode()}}
+    secrets, kept = memory.apply([broken, plain])
+    assert secrets == [good, plain]
+    assert kept == {("k-1", "cert"): "secret k-1/cert has no valid PEM certificate in tls.crt; the previous "
+                                     "certificate stays in use until the Secret is fixed"}
+    users = ingress(tls=[{"hosts": ["demo.local"], "secretName": "cert"}])
+    assert [str(d) for d in kept_certificate_diagnostics(kept, [users, ingress("other")])] == [
+        "warning: Ingress k-1/web: TLS secret k-1/cert: " + kept[("k-1", "cert")]]
+    assert [d.kind for d in kept_certificate_diagnostics(kept, [])] == ["Secret"]
+    # Deleted, then stored broken: nothing to keep any more, so the broken one goes to translation (and its warning).
+    assert memory.apply([]) == ([], {})
+    assert memory.apply([broken]) == ([broken], {})
+    fixed = tls_secret("cert", "demo.local", "www.demo.local")
+    assert memory.apply([fixed]) == ([fixed], {})
