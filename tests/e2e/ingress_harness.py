@@ -228,8 +228,8 @@ class Reply(Answer):
 class _SNIConnection(http.client.HTTPSConnection):
     """HTTPS to 127.0.0.1 with a chosen SNI name (http.client would send none for an IP address)."""
 
-    def __init__(self, port: int, sni: str | None, context: ssl.SSLContext):
-        super().__init__(ADDR, port, timeout=10, context=context)
+    def __init__(self, port: int, sni: str | None, context: ssl.SSLContext, timeout: float):
+        super().__init__(ADDR, port, timeout=timeout, context=context)
         self.sni = sni
 
     def connect(self) -> None:
@@ -311,14 +311,14 @@ class IngressHarness:
     # -- requests
 
     def get(self, host: str, path: str = "/", *, method: str = "GET", headers: Mapping[str, str] | None = None,
-            body: bytes | None = None, https: bool = False, sni: str | None = None) -> Reply:
+            body: bytes | None = None, https: bool = False, sni: str | None = None, timeout: float = 10) -> Reply:
         """One request on a fresh connection; over HTTPS the SNI name is ``sni`` (default: the host)."""
         der = None
         if https:
             conn: http.client.HTTPConnection = _SNIConnection(self.https_port, sni or host.split(":")[0],
-                                                              _insecure())
+                                                              _insecure(), timeout)
         else:
-            conn = http.client.HTTPConnection(ADDR, self.http_port, timeout=10)
+            conn = http.client.HTTPConnection(ADDR, self.http_port, timeout=timeout)
         try:
             conn.request(method, path, body=body, headers={"Host": host, **(headers or {})})
             if https:
@@ -344,13 +344,17 @@ def _flatten(items: Iterable[Any]) -> Iterator[Obj]:
 
 
 @contextlib.contextmanager
-def running_harness(workers: int = 2) -> Iterator[IngressHarness]:
-    """An engine started with the listeners the translator asks for, and a harness around it."""
-    base = ControllerSettings(http_port=free_port(), https_port=free_port(), bind_address=ADDR,
-                              worker_processes=workers)
+def running_harness(workers: int = 2, config: Mapping[str, str] | None = None) -> Iterator[IngressHarness]:
+    """An engine started as the instance starts its nginx: with the listeners the translator asks for and the
+    worker settings of the controller ConfigMap keys in ``config`` (worker-processes, max-worker-connections)."""
+    parsed = parse_settings(dict(config) if config else None, ControllerSettings(
+        http_port=free_port(), https_port=free_port(), bind_address=ADDR, worker_processes=workers))
+    assert not parsed.errors, parsed.errors
+    base = parsed.settings
     listeners = render(translate(IngressInputs(), base).config).listeners
     prefix = Path(tempfile.mkdtemp(prefix="np-ing-test-", dir="/tmp"))
-    engine = Engine(InstanceSettings(prefix, worker_processes=workers), listeners)
+    engine = Engine(InstanceSettings(prefix, worker_processes=base.worker_processes or workers,
+                                     worker_connections=base.max_worker_connections), listeners)
     engine.start()
     try:
         yield IngressHarness(engine, base)

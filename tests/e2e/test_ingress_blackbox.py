@@ -9,6 +9,7 @@ everything afterwards.
 from __future__ import annotations
 
 import base64
+import concurrent.futures
 import time
 import urllib.parse
 from collections.abc import Iterator
@@ -881,3 +882,36 @@ def test_a_deleted_service_fails_only_its_paths(h: IngressHarness) -> None:
     assert h.get("brk-svc.test", "/c").status == 503
     expect(h.get("brk-svc.test", "/a"), "a")
     assert [e for e in synced.events_of("svcgone") if "service default/svc-c not found" in e]
+
+
+# -- max-worker-connections -----------------------------------------------------------------------------------------
+
+def _served(h: IngressHarness, host: str) -> bool:
+    try:
+        return h.get(host, timeout=1.5).status == 200
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize(("limit", "served"), [
+    ("32", False),  # 20 slow requests hold 40 connections (client + backend): no slot left for a new client
+    ("16384", True),  # ingress-nginx's default has room
+])
+def test_max_worker_connections(pool: dict[str, Backend], limit: str, served: bool) -> None:
+    with running_harness(config={"max-worker-connections": limit, "worker-processes": "1"}) as h, \
+            concurrent.futures.ThreadPoolExecutor(20) as slow:
+        h.apply(standard_apps(pool), simple("conns", "conns.test", "svc-a"))
+        assert _served(h, "conns.test")
+        held = [slow.submit(_served_slowly, h) for _ in range(20)]
+        time.sleep(0.5)  # all of them under way
+        assert _served(h, "conns.test") is served
+        concurrent.futures.wait(held)
+        # The slots come back when the slow requests end.
+        assert _served(h, "conns.test")
+
+
+def _served_slowly(h: IngressHarness) -> bool:
+    try:
+        return h.get("conns.test", "/?sleep_ms=2500").status == 200
+    except OSError:
+        return False
