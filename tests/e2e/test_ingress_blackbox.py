@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from netplane.dataplane.gateway import ControlError
 from netplane.routing.ingress.admission import review_ingress
 from netplane.routing.ingress.settings import ControllerSettings
 from tests.e2e.ingress_harness import (
@@ -281,10 +282,10 @@ def test_upstream_vhost_sets_the_host_the_backend_sees(h: IngressHarness) -> Non
 
 def test_app_root(h: IngressHarness) -> None:
     h.apply(simple("root", "approot.test", "svc-a", annotations={"app-root": "/foo"}))
-    root = h.get("approot.test", "/")
+    root = h.get("approot.test", "/?q=1")
     location = urllib.parse.urlsplit(root.location or "")
-    assert root.status == 302 and (location.scheme, location.hostname, location.path) == ("http", "approot.test",
-                                                                                          "/foo")
+    assert root.status == 302 and (location.scheme, location.hostname, location.path, location.query) == (
+        "http", "approot.test", "/foo", "")
     expect(h.get("approot.test", "/foo"), "a")
     expect(h.get("approot.test", "/other"), "a")
 
@@ -299,11 +300,14 @@ def test_app_root(h: IngressHarness) -> None:
     ({"permanent-redirect": "https://p.example.com/", "temporal-redirect": "https://t.example.com/"}, 301,
      "https://p.example.com/"),  # permanent wins
     ({"permanent-redirect": "https://p.example.com:8443/a"}, 301, "https://p.example.com:8443/a"),
+    ({"permanent-redirect": "https://q.example.com/a?from=old"}, 301, "https://q.example.com/a?from=old"),
 ])
 def test_redirect_annotations(h: IngressHarness, annotations: dict[str, str], status: int, location: str) -> None:
-    h.apply(simple("redir", "redirect.test", "svc-a", annotations=annotations))
-    reply = h.get("redirect.test", "/some/path")
+    synced = h.apply(simple("redir", "redirect.test", "svc-a", annotations=annotations))
+    # nginx's `return` in ingress-nginx: the URL as written, the request's query string is not carried over.
+    reply = h.get("redirect.test", "/some/path?drop=me")
     assert (reply.status, reply.location) == (status, location)
+    assert not [e for e in synced.events_of("redir") if e.startswith("NotEnforced:")]
 
 
 # -- HTTPS redirects ------------------------------------------------------------------------------------------------
@@ -915,3 +919,12 @@ def _served_slowly(h: IngressHarness) -> bool:
         return h.get("conns.test", "/?sleep_ms=2500").status == 200
     except OSError:
         return False
+
+
+@pytest.mark.parametrize("query", ["a b", "a\r\nSet-Cookie: x=1", "a#b", 7])
+def test_the_engine_refuses_a_redirect_query_that_could_split_the_location(h: IngressHarness, query: object) -> None:
+    doc = {"ports": [h.http_port], "hostnames": ["refuse-query.test"], "routes": [
+        {"id": "r", "filters": [{"type": "redirect", "query": query}]}]}
+    with pytest.raises(ControlError) as refused:
+        h.engine.put_vhost("refuse-query", doc)
+    assert refused.value.status == 400 and "filters[0].query" in refused.value.message

@@ -238,6 +238,15 @@ def test_actions_and_filters() -> None:
     assert {u.feature for u in out.unenforced} == {"header-template", "raw-snippet"}
 
 
+def test_redirect_query_replaces_the_requests() -> None:
+    moved = ir.Redirect(301, scheme="https", hostname="b.example", path=ir.ReplaceFullPath("/x"), query="")
+    out = render(config_of(route(action=moved)))
+    assert out.vhosts["http:80/a.example"]["routes"][0]["filters"] == [
+        {"type": "redirect", "status": 301, "scheme": "https", "hostname": "b.example",
+         "path": {"type": "full", "value": "/x"}, "query": "", "strip_trailing_slash": False}]
+    assert out.unenforced == ()
+
+
 def test_tls_certificates_and_l4() -> None:
     cert = ir.Certificate("k-1/tls", "k-1", "tls", "CERT", "KEY")
     default = ir.Certificate("k-1/default", "k-1", "default", "DCERT", "DKEY")

@@ -330,7 +330,7 @@ class _Renderer:
         if action.path is not None:
             doc["path"] = self.path_modifier(action.path)
         if action.query is not None:
-            self.report(p, "redirect-query", "replacing the query string of a redirect")
+            doc["query"] = action.query
         return doc, None
 
     def route(self, route: ir.Route) -> Doc | None:

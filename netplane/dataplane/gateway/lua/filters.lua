@@ -157,8 +157,8 @@ end
 
 local DEFAULT_PORTS = { http = 80, https = 443 }
 
--- {"scheme": "https", "hostname": "h", "port": 8443, "path": <path modifier>, "status": 301}; what is
--- not given comes from the request. The port is left out when it is the scheme's default; a changed
+-- {"scheme": "https", "hostname": "h", "port": 8443, "path": <path modifier>, "query": "a=b", "status": 301};
+-- what is not given comes from the request ("query": "" drops the request's query string). The port is left out when it is the scheme's default; a changed
 -- scheme without a port means the scheme's default port (as Gateway API's RequestRedirect says).
 local function compile_redirect(f, where, route)
     local s = { status = f.status == nil and 302 or valid.int(f.status, where .. ".status", 301, 308) }
@@ -178,6 +178,10 @@ local function compile_redirect(f, where, route)
     if f.path ~= nil then
         s.path = compile_path_modifier(f.path, where .. ".path", route)
     end
+    if f.query ~= nil then
+        s.query = valid.string(f.query, where .. ".query")
+        check(not s.query:find("[%z\1-\32\127#]"), where .. ".query", "contains spaces, control characters or #")
+    end
     s.strip_trailing_slash = valid.bool(f.strip_trailing_slash, where .. ".strip_trailing_slash")
     return s
 end
@@ -193,7 +197,13 @@ local function redirect(s)
         authority = authority .. ":" .. port
     end
     local path
-    if s.path then
+    if s.query then
+        -- nginx's `return 301 <url>` (ingress-nginx's permanent-redirect, app-root): the query is the URL's own.
+        local raw = var.request_uri
+        local q = raw:find("?", 1, true)
+        path = (s.path and s.path(var.uri) or (q and raw:sub(1, q - 1) or raw)) ..
+               (s.query ~= "" and "?" .. s.query or "")
+    elseif s.path then
         path = s.path(var.uri)
         local args = var.args
         if args and args ~= "" then
