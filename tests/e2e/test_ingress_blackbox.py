@@ -583,6 +583,18 @@ def test_affinity_survives_an_unrelated_endpoint_change(h: IngressHarness, pool:
     assert {h.get("stay.affinity.test", headers={"Cookie": cookie}).backend for _ in range(6)} == {first.backend}
 
 
+@pytest.mark.parametrize(("annotations", "https", "secure"), [
+    ({}, False, False),
+    ({}, True, True),  # without session-cookie-secure the cookie is Secure when the request came over HTTPS
+    ({"session-cookie-secure": "true"}, False, True),
+])
+def test_affinity_cookie_secure(h: IngressHarness, annotations: dict[str, str], https: bool, secure: bool) -> None:
+    host = affinity(h, "secure", **annotations)
+    cookie = h.get(host, https=https).cookies()[0]
+    assert ("; Secure" in cookie) is secure, cookie
+    assert not [e for e in h.last.events_of("secure") if e.startswith("NotEnforced:")]  # type: ignore[union-attr]
+
+
 def test_unenforced_cookie_options_are_reported(h: IngressHarness) -> None:
     affinity(h, "domain", **{"session-cookie-domain": "example.com"})
     assert any(e.startswith("NotEnforced:") and "session-cookie" in e

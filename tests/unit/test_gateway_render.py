@@ -198,6 +198,10 @@ def test_balancing_policies() -> None:
                                                 same_site=ir.SameSite.LAX))
     assert policy(cookie) == {"type": "cookie", "cookie": {"name": "S", "path": "/a", "http_only": True,
                                                            "secure": False, "max_age": 60, "same_site": "Lax"}}
+    # Unset Secure follows the request's scheme (ingress-nginx without session-cookie-secure).
+    by_scheme = ir.CookieAffinity(ir.SessionCookie(name="S"))
+    assert policy(by_scheme)["cookie"]["secure"] == "scheme"
+    assert render(config_of(route(), group=ir.BackendGroup("g", (ir.Backend("b"),), by_scheme))).unenforced == ()
 
 
 def test_match_trees_become_alternatives() -> None:

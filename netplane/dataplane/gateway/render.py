@@ -161,15 +161,15 @@ class _Renderer:
         balancing = group.balancing
         if isinstance(balancing, ir.CookieAffinity):
             c = balancing.cookie
-            cookie: Doc = {"name": c.name, "path": c.path or "/", "http_only": True, "secure": bool(c.secure)}
+            cookie: Doc = {"name": c.name, "path": c.path or "/", "http_only": True,
+                           "secure": "scheme" if c.secure is None else c.secure}
             lifetime = c.max_age_s if c.max_age_s is not None else c.expires_s
             if lifetime is not None:
                 cookie["max_age"] = lifetime
             if c.same_site is not None:
                 cookie["same_site"] = c.same_site.value
-            if c.domain or c.secure is None or c.conditional_same_site_none or balancing.change_on_failure:
-                self.report(p, "session-cookie", "cookie domain, Secure-by-scheme, conditional SameSite=None and "
-                                                  "change-on-failure")
+            if c.domain or c.conditional_same_site_none or balancing.change_on_failure:
+                self.report(p, "session-cookie", "cookie domain, conditional SameSite=None and change-on-failure")
             return {"type": "cookie", "cookie": cookie}
         if isinstance(balancing, ir.ConsistentHash):
             parts = balancing.key.parts

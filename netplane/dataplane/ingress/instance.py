@@ -77,8 +77,7 @@ FEATURE_SOURCES = {
     "grpc-plaintext": "annotation backend-protocol GRPC/GRPCS on a host without TLS",
     "l4": "TLS passthrough or a TCP/UDP listener",
     "header-template": "nginx variables in header values (configuration-snippet, proxy-set-headers)",
-    "session-cookie": "annotations session-cookie-domain / -secure / -conditional-samesite-none / "
-                      "-change-on-failure",
+    "session-cookie": "annotations session-cookie-domain / -conditional-samesite-none / -change-on-failure",
     "hash-key": "annotation upstream-hash-by",
     "body-size": "annotation proxy-body-size",
     "retry": "annotations proxy-next-upstream / proxy-next-upstream-timeout",

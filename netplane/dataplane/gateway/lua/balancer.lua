@@ -202,13 +202,15 @@ local function compile_cookie(c)
         check(s == "Strict" or s == "Lax" or s == "None", "policy.cookie.same_site", "must be Strict, Lax or None")
         attrs = attrs .. "; SameSite=" .. s
     end
-    if valid.bool(c.secure, "policy.cookie.secure") then
+    -- "scheme": Secure on HTTPS requests only (ingress-nginx's default without session-cookie-secure).
+    local by_scheme = c.secure == "scheme"
+    if not by_scheme and valid.bool(c.secure, "policy.cookie.secure") then
         attrs = attrs .. "; Secure"
     end
     if c.http_only == nil or valid.bool(c.http_only, "policy.cookie.http_only") then
         attrs = attrs .. "; HttpOnly"
     end
-    return name, attrs
+    return name, attrs, by_scheme
 end
 
 -- The request value a "hash" policy hashes: a header, a cookie or a query argument.
@@ -254,7 +256,7 @@ function _M.compile_group(g)
         group.policy = RR
     elseif kind == "cookie" then
         group.policy = COOKIE
-        group.cookie_name, group.cookie_attrs = compile_cookie(p.cookie or {})
+        group.cookie_name, group.cookie_attrs, group.cookie_secure_by_scheme = compile_cookie(p.cookie or {})
     elseif kind == "source_ip" then
         group.policy = SOURCE_IP
     elseif kind == "hash" then
@@ -350,7 +352,11 @@ function _M.pick(group, gen)
     end
     local peer = h and ring_pick(b, h) or rr_pick(b)
     if policy == COOKIE then
-        return peer, b, group.cookie_name .. "=" .. peer.token .. group.cookie_attrs
+        local set = group.cookie_name .. "=" .. peer.token .. group.cookie_attrs
+        if group.cookie_secure_by_scheme and var.https == "on" then
+            set = set .. "; Secure"
+        end
+        return peer, b, set
     end
     return peer, b
 end
