@@ -245,6 +245,34 @@ def test_rewrite_target_with_capture_groups(h: IngressHarness, request_path: str
     assert reply.backend == "a" and reply.seen["path"] == backend_path
 
 
+def test_manifest_as_written_in_the_ingress_nginx_docs(h: IngressHarness) -> None:
+    h.apply("""
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: rewrite
+  namespace: default
+  annotations:
+    nginx.ingress.kubernetes.io/use-regex: "true"
+    nginx.ingress.kubernetes.io/rewrite-target: /$2
+spec:
+  ingressClassName: nginx
+  rules:
+  - host: rewrite.bar.com
+    http:
+      paths:
+      - path: /something(/|$)(.*)
+        pathType: ImplementationSpecific
+        backend:
+          service:
+            name: svc-b
+            port:
+              number: 80
+""")
+    reply = h.get("rewrite.bar.com", "/something/new")
+    assert reply.backend == "b" and reply.seen["path"] == "/new"
+
+
 def test_rewrite_target_static_replaces_the_whole_path(h: IngressHarness) -> None:
     h.apply(simple("rws", "rewrite-static.test", "svc-a", path="/old", path_type="Prefix",
                    annotations={"rewrite-target": "/new/backend"}))
@@ -696,7 +724,7 @@ def test_a_timed_out_try_is_retried_up_to_the_tries(h: IngressHarness) -> None:
     h.apply(simple("slow3", "slow3.test", "svc-a", annotations={"proxy-read-timeout": "1"}))
     started = time.monotonic()
     assert h.get("slow3.test", "/?sleep_ms=3500").status == 504
-    assert 2.9 < time.monotonic() - started < 3.9
+    assert 2.9 < time.monotonic() - started < 5.5
 
 
 def test_default_read_timeout_waits_for_a_slow_backend(h: IngressHarness) -> None:
