@@ -31,10 +31,10 @@ import yaml
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from netplane.dataplane.gateway import Engine, InstanceSettings
+from netplane.dataplane.gateway import Engine
 from netplane.dataplane.gateway.config import LUA_MODULE
 from netplane.dataplane.gateway.render import EngineConfig, Source, render
-from netplane.dataplane.ingress.instance import DocumentSync, Problem, SyncResult, problems
+from netplane.dataplane.ingress.instance import DocumentSync, Problem, SyncResult, engine_settings, problems
 from netplane.routing.ingress.secrets import CertificateMemory
 from netplane.routing.ingress.settings import ControllerSettings, parse_settings
 from netplane.routing.ingress.translate import (
@@ -345,16 +345,16 @@ def _flatten(items: Iterable[Any]) -> Iterator[Obj]:
 
 @contextlib.contextmanager
 def running_harness(workers: int = 2, config: Mapping[str, str] | None = None) -> Iterator[IngressHarness]:
-    """An engine started as the instance starts its nginx: with the listeners the translator asks for and the
-    worker settings of the controller ConfigMap keys in ``config`` (worker-processes, max-worker-connections)."""
+    """An engine started as the instance starts its nginx: with the listeners the translator asks for and what
+    nginx takes at start from the controller ConfigMap keys in ``config`` (worker-processes,
+    max-worker-connections, compute-full-forwarded-for)."""
     parsed = parse_settings(dict(config) if config else None, ControllerSettings(
         http_port=free_port(), https_port=free_port(), bind_address=ADDR, worker_processes=workers))
     assert not parsed.errors, parsed.errors
     base = parsed.settings
-    listeners = render(translate(IngressInputs(), base).config).listeners
+    empty = translate(IngressInputs(), base).config
     prefix = Path(tempfile.mkdtemp(prefix="np-ing-test-", dir="/tmp"))
-    engine = Engine(InstanceSettings(prefix, worker_processes=base.worker_processes or workers,
-                                     worker_connections=base.max_worker_connections), listeners)
+    engine = Engine(engine_settings(prefix, empty.settings, workers), render(empty).listeners)
     engine.start()
     try:
         yield IngressHarness(engine, base)

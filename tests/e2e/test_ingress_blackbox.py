@@ -180,6 +180,23 @@ def test_request_is_forwarded_as_sent(h: IngressHarness) -> None:
     assert headers["x-forwarded-proto"] == "http"
 
 
+def test_client_forwarded_headers_are_not_trusted_by_default(h: IngressHarness) -> None:
+    # use-forwarded-headers and compute-full-forwarded-for off (ingress-nginx's defaults): what the client claims
+    # is replaced by what nginx saw.
+    h.apply(simple("spoof", "spoof.test", "svc-a"))
+    seen = h.get("spoof.test", headers={"X-Forwarded-For": "203.0.113.9", "X-Real-IP": "203.0.113.9",
+                                        "X-Forwarded-Proto": "https"}).seen["headers"]
+    assert (seen["x-forwarded-for"], seen["x-real-ip"], seen["x-forwarded-proto"]) == (ADDR, ADDR, "http")
+
+
+def test_compute_full_forwarded_for_appends(pool: dict[str, Backend]) -> None:
+    # Taken when nginx starts, as worker settings are: an engine of its own.
+    with running_harness(config={"compute-full-forwarded-for": "true"}) as h:
+        h.apply(standard_apps(pool), simple("full", "full.test", "svc-a"))
+        seen = h.get("full.test", headers={"X-Forwarded-For": "203.0.113.9"}).seen["headers"]
+        assert seen["x-forwarded-for"] == f"203.0.113.9, {ADDR}" and seen["x-real-ip"] == ADDR
+
+
 def test_https_request_is_forwarded_with_proto_https(h: IngressHarness) -> None:
     h.apply(simple("fwds", "fwds.test", "svc-a"))
     reply = h.get("fwds.test", "/", https=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import re
 from pathlib import Path
@@ -113,6 +114,10 @@ def test_structure() -> None:
     assert "balancer_by_lua_block" in text and "keepalive 64;" in text
     assert "lua_shared_dict np_config 128m;" in text
     assert text.count("{") == text.count("}")
+    # A client's X-Forwarded-For is replaced unless the instance asks to append to it.
+    assert "proxy_set_header X-Forwarded-For $remote_addr;" in text
+    appending = render_nginx_conf(dataclasses.replace(SETTINGS, forwarded_for_append=True), [Listener(8080, V4)])
+    assert "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;" in appending
 
 
 def test_listener_order_does_not_matter_and_changes_are_detected() -> None:

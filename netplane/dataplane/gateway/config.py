@@ -96,6 +96,9 @@ class InstanceSettings:
     upstream_keepalive: int = 64
     regex_cache_entries: int = 16384
     control_body_mb: int = 64
+    # X-Forwarded-For: the client's own list with the peer appended (ingress-nginx's compute-full-forwarded-for),
+    # or, by default, only the peer, so a client cannot pass a forged address to the backends.
+    forwarded_for_append: bool = False
 
     def __post_init__(self) -> None:
         text = str(self.prefix)
@@ -214,7 +217,9 @@ def render_nginx_conf(settings: InstanceSettings, listeners: Iterable[Listener],
         "    proxy_http_version 1.1;",
         '    proxy_set_header Connection "";',
         "    proxy_set_header Host $http_host;",
-        "    proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;",
+        "    proxy_set_header X-Forwarded-For "
+        f"{'$proxy_add_x_forwarded_for' if settings.forwarded_for_append else '$remote_addr'};",
+        "    proxy_set_header X-Real-IP $remote_addr;",
         "    proxy_set_header X-Forwarded-Proto $scheme;",
         "    proxy_connect_timeout 5s;",
         "    proxy_next_upstream error timeout;",

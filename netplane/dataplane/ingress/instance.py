@@ -171,6 +171,13 @@ class DocumentSync:
             result.pushed[kind] = result.pushed.get(kind, 0) + 1
 
 
+def engine_settings(prefix: Path, settings: ir.Settings, default_workers: int) -> InstanceSettings:
+    """What nginx takes when it starts (a change needs a restart): workers and the forwarded-header policy."""
+    return InstanceSettings(prefix, worker_processes=settings.worker_processes or default_workers,
+                            worker_connections=settings.max_worker_connections,
+                            forwarded_for_append=settings.forwarded.compute_full_forwarded_for)
+
+
 @dataclass(frozen=True)
 class Problem:
     """One Warning Event: on the object, with its reason and message."""
@@ -272,10 +279,8 @@ class IngressInstance:
         """Runs in a worker thread: the engine's calls block. Worker settings are taken when nginx starts."""
         if self.engine is None:
             prefix = self.options.prefix or Path(f"/tmp/netplane-ingress-{self.pod}")
-            instance = InstanceSettings(prefix, worker_processes=settings.worker_processes or os.cpu_count() or 1,
-                                        worker_connections=settings.max_worker_connections)
-            engine = Engine(instance, rendered.listeners, nginx=self.options.nginx, luajit=self.options.luajit,
-                            upstreams=rendered.upstreams)
+            engine = Engine(engine_settings(prefix, settings, os.cpu_count() or 1), rendered.listeners,
+                            nginx=self.options.nginx, luajit=self.options.luajit, upstreams=rendered.upstreams)
             engine.start()
             self.engine, self.sync = engine, DocumentSync(engine)
             log.info("nginx started (prefix %s, listeners %s)", prefix,
