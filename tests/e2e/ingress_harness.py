@@ -6,7 +6,7 @@
 The same functions the IngressNginx instance program runs (netplane/dataplane/ingress/instance.py: its
 CertificateMemory, translate, render, DocumentSync and problems), minus the informers and the API calls: the
 harness holds the objects itself and syncs after every change. Backends are the in-process echo servers of
-test_gateway_engine.py, published through Services and EndpointSlices (one slice per endpoint, since every echo
+gateway_harness.py, published through Services and EndpointSlices (one slice per endpoint, since every echo
 server has its own port). Requests go to the engine with http.client, over TLS with a chosen SNI name.
 """
 
@@ -21,7 +21,6 @@ import socket
 import ssl
 import tempfile
 import threading
-import urllib.parse
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,7 +42,8 @@ from netplane.routing.ingress.translate import (
     kept_certificate_diagnostics,
     translate,
 )
-from tests.e2e.test_gateway_engine import ADDR, Answer, _Echo, _EchoServer, _self_signed, free_port
+from tests.certificates import self_signed
+from tests.e2e.gateway_harness import ADDR, Answer, EchoServer, free_port, unverified_context
 
 Obj = dict[str, Any]
 NS = "default"
@@ -61,24 +61,11 @@ def engine_available() -> bool:
 # -- backends -------------------------------------------------------------------------------------------------------
 
 
-class _Handler(_Echo):
-    """The echo handler, plus response headers asked for in the query (``reply_header=Name:value``), so tests
-    can see what nginx does to a backend's headers."""
+class Backend(EchoServer):
+    """An echo server, running, that can be stopped like a terminated pod: its open connections are closed too."""
 
-    def end_headers(self) -> None:
-        query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
-        for spec in query.get("reply_header", []):
-            name, _, value = spec.partition(":")
-            self.send_header(name, value)
-        super().end_headers()
-
-
-class Backend(_EchoServer):
-    """An echo server that can be stopped like a terminated pod: its open connections are closed too."""
-
-    def __init__(self, name: str):
-        super().__init__(name)
-        self.RequestHandlerClass = _Handler
+    def __init__(self, name: str, extra_headers: Iterable[tuple[str, str]] = ()):
+        super().__init__(name, extra_headers)
         self.connections: set[socket.socket] = set()
         self.lock = threading.Lock()
         self.thread = threading.Thread(target=self.serve_forever, daemon=True)
@@ -165,9 +152,10 @@ def tls_secret(name: str, cert_pem: str, key_pem: str, namespace: str = NS) -> O
             "data": {"tls.crt": encode(cert_pem), "tls.key": encode(key_pem)}}
 
 
-def certificate_secret(name: str, host: str, namespace: str = NS) -> Obj:
-    """A TLS Secret with a fresh self-signed certificate for ``host`` (its CN and SAN)."""
-    return tls_secret(name, *_self_signed(host), namespace=namespace)
+def certificate_secret(name: str, *hosts: str, namespace: str = NS) -> Obj:
+    """A TLS Secret with a self-signed certificate for ``hosts`` (the first is its CN); one certificate per list
+    of hosts, so another list gives another certificate."""
+    return tls_secret(name, *self_signed(*hosts), namespace=namespace)
 
 
 def config_map(name: str, data: Mapping[str, str], namespace: str = NS) -> Obj:
@@ -235,13 +223,6 @@ class _SNIConnection(http.client.HTTPSConnection):
     def connect(self) -> None:
         http.client.HTTPConnection.connect(self)
         self.sock = self._context.wrap_socket(self.sock, server_hostname=self.sni)  # type: ignore[attr-defined]
-
-
-def _insecure() -> ssl.SSLContext:
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    return context
 
 
 # -- the harness ----------------------------------------------------------------------------------------------------
@@ -316,7 +297,7 @@ class IngressHarness:
         der = None
         if https:
             conn: http.client.HTTPConnection = _SNIConnection(self.https_port, sni or host.split(":")[0],
-                                                              _insecure(), timeout)
+                                                              unverified_context(), timeout)
         else:
             conn = http.client.HTTPConnection(ADDR, self.http_port, timeout=timeout)
         try:
@@ -354,7 +335,8 @@ def running_harness(workers: int = 2, config: Mapping[str, str] | None = None) -
     base = parsed.settings
     empty = translate(IngressInputs(), base).config
     prefix = Path(tempfile.mkdtemp(prefix="np-ing-test-", dir="/tmp"))
-    engine = Engine(engine_settings(prefix, empty.settings, workers), render(empty).listeners)
+    rendered = render(empty)
+    engine = Engine(engine_settings(prefix, empty.settings, workers), rendered.listeners, upstreams=rendered.upstreams)
     engine.start()
     try:
         yield IngressHarness(engine, base)
