@@ -200,6 +200,15 @@ def test_compute_full_forwarded_for_appends(pool: dict[str, Backend]) -> None:
         assert seen["x-forwarded-for"] == f"203.0.113.9, {ADDR}" and seen["x-real-ip"] == ADDR
 
 
+def test_use_forwarded_headers_is_reported_as_not_enforced(h: IngressHarness) -> None:
+    h.apply(simple("trust", "trust.test", "svc-a"))
+    synced = h.configure({"use-forwarded-headers": "true"})
+    seen = h.get("trust.test", headers={"X-Forwarded-For": "203.0.113.9"}).seen["headers"]
+    assert seen["x-forwarded-for"] == ADDR
+    assert [e for e in synced.events_of("harness", "IngressNginx")
+            if e.startswith("NotEnforced:") and "use-forwarded-headers" in e]
+
+
 def test_https_request_is_forwarded_with_proto_https(h: IngressHarness) -> None:
     h.apply(simple("fwds", "fwds.test", "svc-a"))
     reply = h.get("fwds.test", "/", https=True)

@@ -452,6 +452,11 @@ def test_problems_are_the_events_of_one_sync() -> None:
                                                                      instance)]
     assert found[:2] == [("Ingress", "nginx-ingress", "Warning", "careful"), ("Secret", "cert", "Invalid", "broken")]
     assert [f for f in found if f[2] == "NotEnforced" and "proxy-body-size" in f[3]]
+    # Instance-wide settings the engine ignores are told on the instance.
+    trusting = ir.RoutingConfig(settings=ir.Settings(forwarded=ir.ForwardedHeaders(trust_incoming=True)))
+    [told] = problems((), render(trusting), [], [], instance)
+    assert (told.kind, told.namespace, told.name, told.reason) == ("IngressNginx", "ops", "main", "NotEnforced")
+    assert "use-forwarded-headers" in told.message
     # A refused virtual host is told on the objects whose routes it holds; anything else on the instance.
     assert found[-3:] == [
         ("Ingress", "nginx-ingress", "ConfigurationRefused",

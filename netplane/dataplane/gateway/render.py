@@ -468,6 +468,10 @@ class _Renderer:
                 del self.out.certificates[name]
         self.out.listeners = tuple(dict.fromkeys(listeners))
         self.out.upstreams = self.upstreams(listeners)
+        if self.config.settings.forwarded.trust_incoming:
+            # An instance-wide setting: told on the instance (the front door knows which one it is).
+            self.report(Source("IngressNginx", "", ""), "forwarded-headers",
+                        "the X-Forwarded-* a client sends are replaced, never trusted")
         self.out.unenforced = tuple(sorted(self.unenforced))
         return self.out
 

@@ -81,6 +81,7 @@ FEATURE_SOURCES = {
     "hash-key": "annotation upstream-hash-by",
     "body-size": "annotation proxy-body-size",
     "retry": "annotations proxy-next-upstream / proxy-next-upstream-timeout",
+    "forwarded-headers": "ConfigMap keys use-forwarded-headers / forwarded-for-header / proxy-real-ip-cidr",
 }
 
 
@@ -197,7 +198,10 @@ def problems(diagnostics: tuple[Diagnostic, ...], rendered: EngineConfig, refusa
     for d in diagnostics:
         out.append(Problem(d.kind, d.namespace, d.name, "Invalid" if d.severity == "error" else "Warning", d.message))
     for item in rendered.unenforced:
-        out.append(Problem(item.kind, item.namespace, item.name, "NotEnforced", unenforced_message(item)))
+        # Instance-wide settings are reported without a name: they are this instance's.
+        namespace, name = (instance.namespace, instance.name) if item.kind == instance.kind else (item.namespace,
+                                                                                                   item.name)
+        out.append(Problem(item.kind, namespace, name, "NotEnforced", unenforced_message(item)))
     for r in refusals:
         sources = rendered.vhost_sources.get(r.name, ()) if r.kind == VHOSTS else ()
         for s in sources or (instance,):
