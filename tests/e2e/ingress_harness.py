@@ -31,7 +31,6 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from netplane.dataplane.gateway import Engine
-from netplane.dataplane.gateway.config import LUA_MODULE
 from netplane.dataplane.gateway.render import EngineConfig, Source, render
 from netplane.dataplane.ingress.instance import DocumentSync, Problem, SyncResult, engine_settings, problems
 from netplane.routing.ingress.secrets import CertificateMemory
@@ -52,10 +51,6 @@ INSTANCE = Source("IngressNginx", "ingress-nginx", "harness")
 # Where each kind goes in IngressInputs.
 _INPUTS = {"Ingress": "ingresses", "IngressClass": "ingress_classes", "Service": "services",
            "EndpointSlice": "endpoint_slices", "Secret": "secrets", "ConfigMap": "config_maps"}
-
-
-def engine_available() -> bool:
-    return shutil.which("nginx") is not None and LUA_MODULE.exists() and shutil.which("luajit") is not None
 
 
 # -- backends -------------------------------------------------------------------------------------------------------
@@ -146,10 +141,10 @@ def simple(name: str, host: str | None, svc: str, path: str = "/", path_type: st
 
 
 def tls_secret(name: str, cert_pem: str, key_pem: str, namespace: str = NS) -> Obj:
-    encode = lambda text: base64.b64encode(text.encode()).decode()  # noqa: E731
+    data = {"tls.crt": cert_pem, "tls.key": key_pem}
     return {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
             "metadata": {"name": name, "namespace": namespace},
-            "data": {"tls.crt": encode(cert_pem), "tls.key": encode(key_pem)}}
+            "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}}
 
 
 def certificate_secret(name: str, *hosts: str, namespace: str = NS) -> Obj:
@@ -185,8 +180,7 @@ class Synced:
 class Reply(Answer):
     def __init__(self, status: int, headers: http.client.HTTPMessage, body: bytes, certificate: bytes | None = None):
         super().__init__(status, headers, body)
-        self.certificate = certificate
-        """The server's certificate (DER) on HTTPS."""
+        self.certificate = certificate  # the server's certificate (DER), on HTTPS
 
     @property
     def certificate_cn(self) -> str | None:
@@ -239,7 +233,7 @@ class IngressHarness:
         self.sync_state = DocumentSync(engine)
         self.certificates = CertificateMemory()
         self.objects: dict[tuple[str, str, str], Obj] = {}
-        self.last: Synced | None = None
+        self.last: Synced = self.sync()
 
     @property
     def http_port(self) -> int:

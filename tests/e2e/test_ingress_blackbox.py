@@ -20,7 +20,7 @@ import pytest
 from netplane.dataplane.gateway import ControlError
 from netplane.routing.ingress.admission import review_ingress
 from netplane.routing.ingress.settings import ControllerSettings
-from tests.e2e.gateway_harness import ADDR, free_port
+from tests.e2e.gateway_harness import ADDR, free_port, needs_engine
 from tests.e2e.ingress_harness import (
     Backend,
     IngressHarness,
@@ -28,7 +28,6 @@ from tests.e2e.ingress_harness import (
     certificate_secret,
     config_map,
     endpoint_slice,
-    engine_available,
     ingress,
     ingress_path,
     running_harness,
@@ -37,8 +36,7 @@ from tests.e2e.ingress_harness import (
     tls_secret,
 )
 
-pytestmark = [pytest.mark.e2e, pytest.mark.skipif(not engine_available(), reason="nginx, its lua module and luajit "
-                                                                             "are needed (make setup installs them)")]
+pytestmark = [pytest.mark.e2e, needs_engine]
 
 ANY = object()  # "some backend answered 200"
 
@@ -484,7 +482,7 @@ def test_certificate_for_another_host_falls_back_to_the_default(h: IngressHarnes
     h.apply(certificate_secret("wrong", "elsewhere.test"),
             simple("mism", "mism.test", "svc-a", tls=[{"hosts": ["mism.test"], "secretName": "wrong"}]))
     assert h.get("mism.test", https=True).certificate_cn == "netplane-gateway-fallback"
-    assert any("not valid for mism.test" in e for e in h.last.events_of("mism"))  # type: ignore[union-attr]
+    assert any("not valid for mism.test" in e for e in h.last.events_of("mism"))
 
 
 # -- default backends -----------------------------------------------------------------------------------------------
@@ -649,13 +647,13 @@ def test_affinity_cookie_secure(h: IngressHarness, annotations: dict[str, str], 
     host = affinity(h, "secure", **annotations)
     cookie = h.get(host, https=https).cookies()[0]
     assert ("; Secure" in cookie) is secure, cookie
-    assert not [e for e in h.last.events_of("secure") if e.startswith("NotEnforced:")]  # type: ignore[union-attr]
+    assert not [e for e in h.last.events_of("secure") if e.startswith("NotEnforced:")]
 
 
 def test_unenforced_cookie_options_are_reported(h: IngressHarness) -> None:
     affinity(h, "domain", **{"session-cookie-domain": "example.com"})
     assert any(e.startswith("NotEnforced:") and "session-cookie" in e
-               for e in h.last.events_of("domain"))  # type: ignore[union-attr]
+               for e in h.last.events_of("domain"))
 
 
 # -- upstream-hash-by -----------------------------------------------------------------------------------------------

@@ -17,18 +17,17 @@ from collections.abc import Iterator
 import pytest
 
 from tests.conftest import ROOT
+from tests.e2e.gateway_harness import needs_engine
 from tests.e2e.ingress_harness import (
     Backend,
     IngressHarness,
     endpoint_slice,
-    engine_available,
     running_harness,
     service,
     simple,
 )
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow,
-              pytest.mark.skipif(not engine_available(), reason="nginx, its lua module and luajit are needed")]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, needs_engine]
 
 RATE = 1000  # requests/s offered
 DURATION = 20.0
