@@ -13,12 +13,17 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from netplane.dataplane.gateway.config import (
+    CRS_FILES,
+    MODSECURITY_MODULE,
     ConfigError,
     InstanceSettings,
     Listener,
+    WafProfile,
     canonical_listeners,
     listeners_changed,
     render_nginx_conf,
+    render_waf_base,
+    render_waf_rules,
 )
 from netplane.dataplane.gateway.upstreams import (
     TLS_VERSIONS,
@@ -41,6 +46,8 @@ V6 = ipaddress.ip_address("::1")
 
 ports = st.integers(min_value=1, max_value=65535)
 listeners = st.builds(Listener, port=ports, address=st.sampled_from([None, V4, V6]), tls=st.booleans())
+waf_sets = st.lists(st.builds(WafProfile, blocking=st.booleans(), owasp_crs=st.booleans(), request_body=st.booleans()),
+                    max_size=3)
 
 
 def listener_sets() -> st.SearchStrategy[list[Listener]]:
@@ -58,29 +65,42 @@ user_text = st.text(min_size=1, max_size=40).filter(lambda s: len(s.strip()) > 3
 
 
 @st.composite
-def engine_input(draw: st.DrawFn) -> tuple[list[Listener], dict[str, Any], list[str]]:
-    """A whole engine input: listeners plus virtual hosts, backends and certificates full of user strings."""
+def engine_input(draw: st.DrawFn) -> tuple[list[Listener], list[WafProfile], dict[str, Any], list[str]]:
+    """A whole engine input: listeners and WAF profiles, plus virtual hosts (with rate limits and WAF filters),
+    backends and certificates full of user strings."""
     ls = draw(listener_sets())
+    waf = draw(waf_sets)
     strings = draw(st.lists(user_text, min_size=1, max_size=8))
     docs = {
         "vhosts": {s: {"ports": [lst.port for lst in ls], "hostnames": [s], "routes": [
             {"id": s, "match": {"path": {"type": "prefix", "value": "/" + s},
                                 "headers": [{"name": s, "value": s}]},
-             "filters": [{"type": "redirect", "hostname": s}], "backend": {"backends": [{"name": s}]}}]}
+             "filters": [{"type": "rate_limit", "zone": s, "rates": [{"limit": 1, "unit": "second"}],
+                          "allowlist": [s]},
+                         {"type": "waf", "mode": "blocking", "transaction_id": [{"text": s}, {"var": "header",
+                                                                                              "name": s}]},
+                         {"type": "redirect", "hostname": s}], "backend": {"backends": [{"name": s}]}}]}
             for s in strings},
         "backends": {s: {"endpoints": [{"address": s, "port": 80}]} for s in strings},
         "certificates": {s: {"hostnames": [s], "certificate": s, "key": s} for s in strings},
     }
-    return ls, docs, strings
+    return ls, waf, docs, strings
+
+
+ALL_WAF = [WafProfile(b, c, r) for b in (False, True) for c in (False, True) for r in (False, True)]
 
 
 @settings(max_examples=200, deadline=None)
 @given(engine_input())
-def test_no_user_string_reaches_nginx_conf(drawn: tuple[list[Listener], dict[str, Any], list[str]]) -> None:
-    ls, _docs, strings = drawn
-    # The renderer takes no documents at all: the rendered text is a function of listeners and settings.
-    text = render_nginx_conf(SETTINGS, ls)
-    fixed_vocabulary = (render_nginx_conf(SETTINGS, [Listener(1, tls=True, http2=True)])
+def test_no_user_string_reaches_nginx_conf(
+        drawn: tuple[list[Listener], list[WafProfile], dict[str, Any], list[str]]) -> None:
+    ls, waf, _docs, strings = drawn
+    # The renderer takes no documents at all: the rendered text (and every WAF rules file) is a function of
+    # listeners, WAF profiles and settings.
+    text = (render_nginx_conf(SETTINGS, ls, waf=waf) + render_waf_base(SETTINGS, any(p.owasp_crs for p in waf))
+            + "".join(render_waf_rules(p) for p in waf))
+    fixed_vocabulary = (render_nginx_conf(SETTINGS, [Listener(1, tls=True, http2=True)], waf=ALL_WAF)
+                        + render_waf_base(SETTINGS, True) + "".join(render_waf_rules(p) for p in ALL_WAF)
                         + "".join(lst.listen_target() for lst in ls))
     for s in strings:
         if s not in fixed_vocabulary:
@@ -88,16 +108,19 @@ def test_no_user_string_reaches_nginx_conf(drawn: tuple[list[Listener], dict[str
 
 
 @settings(max_examples=200, deadline=None)
-@given(listener_sets())
-def test_rendered_text_uses_only_numbers_addresses_and_fixed_names(ls: list[Listener]) -> None:
-    text = render_nginx_conf(SETTINGS, ls)
+@given(listener_sets(), waf_sets)
+def test_rendered_text_uses_only_numbers_addresses_and_fixed_names(ls: list[Listener], waf: list[WafProfile]) -> None:
+    text = render_nginx_conf(SETTINGS, ls, waf=waf)
     # Any token outside this alphabet would have to come from somewhere other than our own templates.
     assert re.fullmatch(r"[A-Za-z0-9_./:;{}\[\]\"$?(),'#@\s=*+-]*", text)
     # Every quoted string is one of ours.
+    profiles = {f'"{p.name}"' for p in ALL_WAF}
     assert set(re.findall(r'"[^"]*"', text)) <= {'"$prefix/lua/?.lua;;"', '""', '"netplane.router"',
-                                                  '"netplane.balancer"', '"netplane.certs"', '"netplane.control"'}
+                                                  '"netplane.balancer"', '"netplane.certs"', '"netplane.control"',
+                                                  '"netplane.filters"', *profiles}
     for lst in ls:
         assert f"np_router.access({lst.port})" in text
+    assert text.count("modsecurity on;") == len(set(waf)) * len(canonical_listeners(ls))
 
 
 def test_structure() -> None:
@@ -112,12 +135,53 @@ def test_structure() -> None:
     assert text.count("server {") == 4
     assert "ssl_certificate_by_lua_block" in text and text.count("ssl_certificate_by_lua_block") == 1
     assert "balancer_by_lua_block" in text and "keepalive 64;" in text
-    assert "lua_shared_dict np_config 128m;" in text
+    assert "lua_shared_dict np_config 128m;" in text and "lua_shared_dict np_limits 16m;" in text
+    # Connection-limited routes continue in @np_conn, the only location with a log phase.
+    assert text.count("location @np_conn {") == 3 and text.count("log_by_lua_block") == 3
+    assert "modsecurity" not in text
     assert text.count("{") == text.count("}")
     # A client's X-Forwarded-For is replaced unless the instance asks to append to it.
     assert "proxy_set_header X-Forwarded-For $remote_addr;" in text
     appending = render_nginx_conf(dataclasses.replace(SETTINGS, forwarded_for_append=True), [Listener(8080, V4)])
     assert "proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;" in appending
+
+
+def test_waf_profiles_load_the_module_and_add_one_location_each() -> None:
+    block, detect = WafProfile(blocking=True, owasp_crs=True), WafProfile(request_body=False)
+    text = render_nginx_conf(SETTINGS, [Listener(80), Listener(443, tls=True)], waf=[detect, block, block])
+    assert re.findall(r"^load_module (\S+);", text, re.M)[-1] == str(MODSECURITY_MODULE)
+    assert [block.location, detect.location] == ["@np_waf_block_crs", "@np_waf_detect_nobody"]
+    for profile in (block, detect):
+        assert text.count(f"location {profile.location} {{") == 2
+        assert text.count(f"modsecurity_rules_file {PREFIX}/conf/waf/{profile.name}.conf;") == 2
+    # The shared rules (with the CRS, since one profile uses it) are loaded once, at the http level.
+    assert text.count("modsecurity_rules_file") == 5
+    assert f"\n    modsecurity_rules_file {PREFIX}/conf/waf/base-crs.conf;\n" in text
+    assert f"{PREFIX}/conf/waf/base.conf" in render_nginx_conf(SETTINGS, [Listener(80)], waf=[detect])
+    assert text.count("modsecurity_transaction_id $np_waf_txid;") == 4
+    # Declared (and run) on the control server only; the listeners' common location is unchanged.
+    assert text.count("set $np_waf_txid") == 1
+    assert 'waf_profiles = { ["detect-nobody"] = true, ["block-crs"] = true }' in text
+    plain = render_nginx_conf(SETTINGS, [Listener(80), Listener(443, tls=True)])
+    common = re.compile(r"location / \{[^}]*\}")
+    assert common.findall(text)[:2] == common.findall(plain)[:2]
+    assert render_nginx_conf(SETTINGS, [Listener(80)], waf=[block, detect]) == render_nginx_conf(
+        SETTINGS, [Listener(80)], waf=[detect, block])
+
+
+def test_waf_rules_files() -> None:
+    block = render_waf_rules(WafProfile(blocking=True, owasp_crs=True))
+    detect = render_waf_rules(WafProfile(request_body=False))
+    assert "SecRuleEngine On\n" in block and "SecRuleEngine DetectionOnly\n" in detect
+    assert "SecRequestBodyAccess On\n" in block and "SecRequestBodyAccess Off\n" in detect
+    # A profile without the CRS drops its rules, which the shared file holds when another profile needs them.
+    assert "SecRuleRemoveById" not in block and "SecRuleRemoveById 900000-999999\n" in detect
+    crs, bare = render_waf_base(SETTINGS, True), render_waf_base(SETTINGS, False)
+    assert [line for line in crs.splitlines() if line.startswith("Include ")] == [f"Include {p}" for p in CRS_FILES]
+    assert "Include" not in bare
+    ids = [int(i) for i in re.findall(r"id:(\d+)", crs + bare)]
+    assert ids and not [i for i in ids if 900000 <= i <= 999999], "netplane's rules must survive the CRS removal"
+    assert f"SecAuditLog {PREFIX}/logs/waf_audit.log\n" in bare and f"SecTmpDir {PREFIX}/tmp/waf\n" in bare
 
 
 def test_listener_order_does_not_matter_and_changes_are_detected() -> None:
@@ -134,6 +198,13 @@ def test_listener_order_does_not_matter_and_changes_are_detected() -> None:
 def test_change_detection_is_set_inequality(old: list[Listener], new: list[Listener]) -> None:
     assert listeners_changed(old, new) == (set(old) != set(new))
     assert listeners_changed(old, new) == (render_nginx_conf(SETTINGS, old) != render_nginx_conf(SETTINGS, new))
+
+
+@given(waf_sets, waf_sets)
+def test_the_text_changes_exactly_with_the_waf_profile_set(old: list[WafProfile], new: list[WafProfile]) -> None:
+    ls = [Listener(80)]
+    changed = render_nginx_conf(SETTINGS, ls, waf=old) != render_nginx_conf(SETTINGS, ls, waf=new)
+    assert changed == (set(old) != set(new))
 
 
 @pytest.mark.parametrize("listeners", [

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from netplane.dataplane.gateway.config import Listener as EngineListener
+from netplane.dataplane.gateway.config import WafProfile
 from netplane.dataplane.gateway.engine import BACKENDS, CERTIFICATES, VHOSTS, ControlError
 from netplane.dataplane.gateway.render import EngineConfig, Source, Unenforced, render
 from netplane.dataplane.gateway.upstreams import L4Listener, Passthrough, StreamPeer, Upstreams
@@ -85,9 +86,7 @@ def test_snippet_headers_and_exact_paths() -> None:
 
 
 @pytest.mark.parametrize(("annotations", "feature"), [
-    ({"nginx.ingress.kubernetes.io/limit-rps": "5"}, "rate-limit"),
     ({"nginx.ingress.kubernetes.io/limit-rate": "100"}, "response-rate-limit"),
-    ({"nginx.ingress.kubernetes.io/enable-modsecurity": "true"}, "waf"),
     ({"nginx.ingress.kubernetes.io/proxy-body-size": "8m"}, "body-size"),
     ({"nginx.ingress.kubernetes.io/upstream-hash-by": "$request_uri"}, "hash-key"),
 ])
@@ -98,6 +97,81 @@ def test_features_the_engine_lacks_are_reported_not_dropped(annotations: dict[st
     assert (item.kind, item.namespace, item.name) == ("Ingress", "k-1", "nginx-ingress")
     assert "not enforced yet" in unenforced_message(item)
     assert out.vhosts["http:80/demo.local"]["routes"], "the route itself still serves"
+
+
+LIMITS = "nginx.ingress.kubernetes.io/"
+
+
+def test_rate_limits_map_to_the_rate_limit_filter() -> None:
+    out = rendered(ingress(annotations={
+        LIMITS + "limit-rps": "5", LIMITS + "limit-rpm": "100", LIMITS + "limit-connections": "3",
+        LIMITS + "limit-burst-multiplier": "2", LIMITS + "limit-allowlist": "10.0.0.0/8, 192.168.1.1"}))
+    [r] = out.vhosts["http:80/demo.local"]["routes"]
+    assert r["filters"][0] == {
+        "type": "rate_limit", "zone": "ingress/k-1/nginx-ingress/0/0",
+        "rates": [{"limit": 5, "unit": "second", "burst": 10}, {"limit": 100, "unit": "minute", "burst": 200}],
+        "allowlist": ["10.0.0.0/8", "192.168.1.1/32"], "status": 503, "connections": 3, "connection_status": 503}
+    assert out.unenforced == () and out.waf_profiles == ()
+    # The default burst multiplier is 5; without limit-connections there is no connection limit.
+    [r] = rendered(ingress(annotations={LIMITS + "limit-rps": "4"})).vhosts["http:80/demo.local"]["routes"]
+    assert r["filters"][0] == {"type": "rate_limit", "zone": "ingress/k-1/nginx-ingress/0/0",
+                               "rates": [{"limit": 4, "unit": "second", "burst": 20}], "allowlist": [],
+                               "status": 503}
+
+
+def test_rate_limit_statuses_and_keys_from_the_ir() -> None:
+    limit = ir.RateLimit(connections=2, status_code=429, connection_status_code=430)
+    out = render(config_of(route(filters=(limit,))))
+    doc = out.vhosts["http:80/a.example"]["routes"][0]["filters"][0]
+    assert (doc["rates"], doc["status"], doc["connections"], doc["connection_status"]) == ([], 429, 2, 430)
+    keyed = ir.RateLimit(connections=2, key=ir.Template.of(ir.VarKind.HEADER, "X-User"))
+    out = render(config_of(route(filters=(keyed,))))
+    assert [u.feature for u in out.unenforced] == ["rate-limit-key"]
+    assert out.vhosts["http:80/a.example"]["routes"][0]["filters"][0]["connections"] == 2
+    assert "filters" not in render(config_of(route(filters=(ir.RateLimit(),)))).vhosts["http:80/a.example"][
+        "routes"][0]
+
+
+def test_modsecurity_maps_to_the_waf_filter_and_its_profile() -> None:
+    out = rendered(ingress(annotations={LIMITS + "enable-modsecurity": "true"}))
+    [r] = out.vhosts["http:80/demo.local"]["routes"]
+    # ingress-nginx's modsecurity.conf runs the engine in DetectionOnly unless told otherwise.
+    assert r["filters"] == [{"type": "waf", "mode": "detection-only", "owasp_crs": False, "request_body": True}]
+    assert out.waf_profiles == (WafProfile(),) and out.unenforced == ()
+    out = rendered(ingress(annotations={
+        LIMITS + "enable-modsecurity": "true", LIMITS + "enable-owasp-core-rules": "true",
+        LIMITS + "modsecurity-transaction-id": "tx-$request_id",
+        LIMITS + "modsecurity-snippet": "SecRuleEngine On\nSecRequestBodyAccess Off"}))
+    [r] = out.vhosts["http:80/demo.local"]["routes"]
+    assert r["filters"] == [{"type": "waf", "mode": "blocking", "owasp_crs": True, "request_body": False,
+                             "transaction_id": [{"text": "tx-"}, {"var": "request-id"}]}]
+    assert out.waf_profiles == (WafProfile(blocking=True, owasp_crs=True, request_body=False),)
+    off = rendered(ingress(annotations={LIMITS + "enable-modsecurity": "true",
+                                        LIMITS + "modsecurity-snippet": "SecRuleEngine Off"}))
+    assert "filters" not in off.vhosts["http:80/demo.local"]["routes"][0] and off.waf_profiles == ()
+
+
+def test_waf_and_connection_limits_towards_other_protocols_are_reported_and_left_out() -> None:
+    # HTTPS and gRPC backends continue in their protocol's location, which has no ModSecurity and no log phase.
+    out = rendered(ingress(annotations={LIMITS + "backend-protocol": "HTTPS", LIMITS + "enable-modsecurity": "true",
+                                        LIMITS + "limit-connections": "3", LIMITS + "limit-rps": "2"}))
+    [r] = out.vhosts["http:80/demo.local"]["routes"]
+    assert [f["type"] for f in r["filters"]] == ["rate_limit"] and "connections" not in r["filters"][0]
+    assert {u.feature for u in out.unenforced} >= {"waf", "connection-limit"} and out.waf_profiles == ()
+    assert "not enforced yet" in unenforced_message(next(u for u in out.unenforced if u.feature == "waf"))
+
+
+def test_waf_profiles_are_collected_once_in_order() -> None:
+    header_id = ir.Template((ir.RequestValue(ir.VarKind.HEADER, "X-Req"),))
+    routes = [route(filters=(ir.Waf(mode=ir.WafMode.BLOCKING, transaction_id=header_id),)),
+              route(filters=(ir.Waf(),)), route(filters=(ir.Waf(mode=ir.WafMode.BLOCKING),))]
+    out = render(config_of(*routes))
+    assert out.waf_profiles == (WafProfile(), WafProfile(blocking=True))
+    first = out.vhosts["http:80/a.example"]["routes"][0]["filters"][0]
+    assert first["transaction_id"] == [{"var": "header", "name": "X-Req"}]
+    raw = render(config_of(route(filters=(ir.Waf(raw_rules='SecRule ARGS "@rx x" "id:1,deny"'),))))
+    assert [u.feature for u in raw.unenforced] == ["waf-rules"]
+    assert raw.vhosts["http:80/a.example"]["routes"][0]["filters"][0]["type"] == "waf"
 
 
 def test_canaries_render_as_alternative_groups_of_the_route() -> None:
@@ -300,6 +374,7 @@ class FakeEngine:
         self.reloads = 0
         self.listeners: tuple[EngineListener, ...] = ()
         self.upstreams = Upstreams()
+        self.waf: tuple[WafProfile, ...] = ()
         self.calls: list[tuple[str, str, str]] = []
         self.refuse: set[str] = set()
 
@@ -308,6 +383,14 @@ class FakeEngine:
         changed = wanted != (self.listeners, self.upstreams)
         self.listeners, self.upstreams = wanted
         return changed
+
+    def set_waf_profiles(self, profiles: Iterable[WafProfile]) -> bool:
+        wanted = tuple(sorted(set(profiles)))
+        if wanted == self.waf:
+            return False
+        self.calls.append(("WAF", ",".join(p.name for p in wanted), ""))
+        self.waf = wanted
+        return True
 
     def put(self, kind: str, name: str, doc: Mapping[str, Any] | bytes) -> int:
         if name in self.refuse:
@@ -353,6 +436,27 @@ def test_document_sync_keeps_refused_documents_for_the_next_try() -> None:
     engine.calls.clear()
     sync.apply(rendered(ingress()))
     assert engine.calls == [("PUT", VHOSTS, "http:80/demo.local")]
+
+
+def test_document_sync_offers_waf_profiles_before_the_routes_and_drops_them_after() -> None:
+    engine = FakeEngine()
+    sync = DocumentSync(engine)
+    waf = {LIMITS + "enable-modsecurity": "true"}
+    first = sync.apply(rendered(ingress(annotations=waf)))
+    assert first.reloaded and engine.calls[0] == ("WAF", "detect", "")
+    engine.calls.clear()
+    blocking = sync.apply(rendered(ingress(annotations={**waf, LIMITS + "modsecurity-snippet": "SecRuleEngine On"})))
+    assert blocking.reloaded
+    assert engine.calls[0] == ("WAF", "detect,block", "") and engine.calls[-1] == ("WAF", "block", "")
+    assert ("PUT", VHOSTS, "http:80/demo.local") in engine.calls[1:-1]
+    # While a vhost is refused its previous version (and the profile it names) stays.
+    engine.calls.clear()
+    engine.refuse.add("http:80/demo.local")
+    sync.apply(rendered(ingress()))
+    assert engine.waf == (WafProfile(blocking=True),)
+    engine.refuse.clear()
+    sync.apply(rendered(ingress()))
+    assert engine.waf == ()
 
 
 def test_unenforced_messages_name_the_annotation() -> None:

@@ -42,11 +42,17 @@ from netplane.dataplane.gateway.config import (
     LUA_PACKAGE,
     LUA_SOURCE,
     TEMP_DIRS,
+    WAF_TMP_DIR,
     InstanceSettings,
     Listener,
+    WafProfile,
     canonical_listeners,
+    canonical_waf,
     check,
     render_nginx_conf,
+    render_waf_base,
+    render_waf_rules,
+    waf_base_path,
 )
 from netplane.dataplane.gateway.upstreams import INTERNAL_DIR, NO_UPSTREAMS, TLS_DIR, Upstreams
 
@@ -113,10 +119,11 @@ class Engine:
     profiles towards backends, TLS passthrough, TCP/UDP listeners)."""
 
     def __init__(self, settings: InstanceSettings, listeners: Iterable[Listener], nginx: str = "nginx",
-                 luajit: str = "luajit", upstreams: Upstreams = NO_UPSTREAMS):
+                 luajit: str = "luajit", upstreams: Upstreams = NO_UPSTREAMS, waf: Iterable[WafProfile] = ()):
         self.settings = settings
         self.listeners = canonical_listeners(listeners)
         self.upstreams = upstreams
+        self.waf = canonical_waf(waf)
         self.nginx = nginx
         self.luajit = luajit
         self.reloads = 0
@@ -207,6 +214,25 @@ class Engine:
         if (info.st_uid, info.st_gid) != (internal.stat().st_uid, internal.stat().st_gid):
             os.chown(internal, info.st_uid, info.st_gid)
 
+    def _write_waf_rules(self, profiles: tuple[WafProfile, ...]) -> None:
+        """The rules files of `profiles` (static text; written before nginx -t reads them)."""
+        tmp = self.prefix / WAF_TMP_DIR
+        tmp.mkdir(parents=True, exist_ok=True)
+        # ModSecurity in the (unprivileged) workers keeps request bodies and collections here.
+        tmp.chmod(0o1733)
+        crs = any(p.owasp_crs for p in profiles)
+        base = waf_base_path(self.prefix, crs)
+        base.parent.mkdir(parents=True, exist_ok=True)
+        base.write_text(render_waf_base(self.settings, crs))
+        for profile in profiles:
+            profile.rules_path(self.prefix).write_text(render_waf_rules(profile))
+
+    def _write_files(self, upstreams: Upstreams, waf: tuple[WafProfile, ...]) -> None:
+        """What the candidate nginx.conf names besides itself, written before it is checked."""
+        self._write_tls_files(upstreams)
+        if waf:
+            self._write_waf_rules(waf)
+
     def _write_checked(self, text: str) -> None:
         """Checks `text` as a candidate, then makes it nginx.conf; the checked file is kept as the good one."""
         candidate = self.prefix / CANDIDATE_FILE
@@ -224,8 +250,8 @@ class Engine:
         if self.master_pid is not None:
             raise EngineError("already running")
         self._prepare_prefix()
-        self._write_tls_files(self.upstreams)
-        self._write_checked(render_nginx_conf(self.settings, self.listeners, self.upstreams))
+        self._write_files(self.upstreams, self.waf)
+        self._write_checked(render_nginx_conf(self.settings, self.listeners, self.upstreams, self.waf))
         # A socket left by a killed instance would make bind() fail.
         self.settings.control_socket.unlink(missing_ok=True)
         for kind in TEMP_DIRS:
@@ -287,17 +313,33 @@ class Engine:
         keeps serving and EngineError, CheckError or ConfigError is raised."""
         wanted = canonical_listeners(listeners)
         wanted_up = self.upstreams if upstreams is None else upstreams
-        text = render_nginx_conf(self.settings, wanted, wanted_up)
-        if text == render_nginx_conf(self.settings, self.listeners, self.upstreams):
+        text = render_nginx_conf(self.settings, wanted, wanted_up, self.waf)
+        if text == render_nginx_conf(self.settings, self.listeners, self.upstreams, self.waf):
             return False
         if self.master_pid is None:
             self.listeners, self.upstreams = wanted, wanted_up
             return False
-        self._write_tls_files(wanted_up)
+        self._write_files(wanted_up, self.waf)
         self._reload(text)
         self.listeners, self.upstreams = wanted, wanted_up
         self._open_internal_dir()
         self._prune_tls_files()
+        return True
+
+    def set_waf_profiles(self, profiles: Iterable[WafProfile]) -> bool:
+        """Offers the WAF profiles `profiles` (named locations with ModSecurity) from now on; reloads only if
+        the set differs, as set_listeners. A vhost whose waf filter names a profile not offered is refused, so
+        callers add profiles before pushing the routes that use them and drop them after."""
+        wanted = canonical_waf(profiles)
+        if wanted == self.waf:
+            return False
+        if self.master_pid is None:
+            self.waf = wanted
+            return False
+        self._write_files(self.upstreams, wanted)
+        self._reload(render_nginx_conf(self.settings, self.listeners, self.upstreams, wanted))
+        self.waf = wanted
+        self._open_internal_dir()
         return True
 
     def _reload(self, text: str) -> None:

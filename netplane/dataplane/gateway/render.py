@@ -1,8 +1,8 @@
 """Routing IR → the gateway engine's input (pure): listeners, virtual-host, backend and certificate documents, and
 the static upstream side (TLS profiles towards backends, TLS passthrough, TCP/UDP listeners).
 
-This follows the mapping table of docs/design/gateway-engine.md. What the engine cannot enforce yet (rate
-limits, WAF, ...) is never dropped silently: each is reported as an
+This follows the mapping table of docs/design/gateway-engine.md. What the engine cannot enforce yet (response
+rate limits, raw snippets, ...) is never dropped silently: each is reported as an
 `Unenforced` naming the source object and the feature, so the front door can tell its users (an Event on the
 Ingress). Rendering never raises on a configuration the IR can hold; the documents it produces are still checked
 by the engine's own compiler when they are pushed.
@@ -21,6 +21,7 @@ from typing import Any
 
 from netplane.dataplane.gateway import upstreams as up
 from netplane.dataplane.gateway.config import Listener as EngineListener
+from netplane.dataplane.gateway.config import WafProfile
 from netplane.routing import ir
 
 # nginx's own client_max_body_size default; the engine's nginx.conf does not change it.
@@ -64,15 +65,16 @@ class EngineConfig:
     certificates: dict[str, Doc] = field(default_factory=dict)
     # The objects whose routes a virtual-host document holds: told when the engine refuses that document.
     vhost_sources: dict[str, tuple[Source, ...]] = field(default_factory=dict)
+    # The WAF profiles the routes use: nginx.conf must offer them (Engine.set_waf_profiles) before the
+    # virtual hosts that name them are pushed.
+    waf_profiles: tuple[WafProfile, ...] = ()
     unenforced: tuple[Unenforced, ...] = ()
     # Upstream TLS profiles, TLS passthrough and TCP/UDP listeners: part of nginx.conf (a change reloads).
     upstreams: up.Upstreams = field(default_factory=up.Upstreams)
 
 
 _FILTER_FEATURES: dict[type, str] = {
-    ir.RateLimit: "rate-limit",
     ir.ResponseRateLimit: "response-rate-limit",
-    ir.Waf: "waf",
     ir.RawSnippet: "raw-snippet",
 }
 
@@ -97,6 +99,7 @@ class _Renderer:
         self.bad_tls: dict[str, str] = {}
         self.passthrough: list[up.Passthrough] = []
         self.l4: list[up.L4Listener] = []
+        self.waf_profiles: set[WafProfile] = set()
 
     def report(self, p: ir.Provenance | Source, feature: str, detail: str = "") -> None:
         self.unenforced.add(Unenforced(p.kind, p.namespace, p.name, feature, detail))
@@ -275,7 +278,63 @@ class _Renderer:
         return {"type": "regex", "pattern": path.pattern, "replacement": path.substitution,
                 "ignore_case": path.ignore_case, "whole": path.whole_path}
 
-    def filter(self, f: ir.Filter, p: ir.Provenance) -> Doc | None:
+    def other_protocol(self, action: ir.Action) -> str | None:
+        """The protocol of a non-HTTP backend the action may send to (main group or a canary), if any: such
+        requests continue in their protocol's named location, which has neither ModSecurity nor the log phase
+        that gives a connection slot back."""
+        if not isinstance(action, ir.Forward):
+            return None
+        for name in (action.backend_group, *(c.backend_group for c in action.canaries)):
+            group = self.groups.get(name)
+            for b in group.backends if group is not None else ():
+                if b.protocol != ir.UpstreamProtocol.HTTP:
+                    return b.protocol.value
+        return None
+
+    def rate_limit(self, f: ir.RateLimit, route_id: str, p: ir.Provenance, other: str | None) -> Doc | None:
+        connections = f.connections
+        if connections is not None and other is not None:
+            self.report(p, "connection-limit", f"limit-connections towards {other} backends")
+            connections = None
+        if not f.rates and connections is None:
+            return None
+        # Counters are per route (the IR's rule), so the route id names them.
+        doc: Doc = {"type": "rate_limit", "zone": route_id,
+                    "rates": [{"limit": r.limit, "unit": r.unit.value, "burst": r.burst} for r in f.rates],
+                    "allowlist": list(f.allowlist), "status": f.status_code}
+        if connections is not None:
+            doc["connections"] = connections
+            doc["connection_status"] = f.connection_status_code
+        if f.key != ir.Template.of(ir.VarKind.SOURCE_IP):
+            self.report(p, "rate-limit-key", "limits are counted per client address")
+        return doc
+
+    def waf(self, f: ir.Waf, p: ir.Provenance, other: str | None) -> Doc | None:
+        if f.mode == ir.WafMode.OFF:
+            return None
+        if other is not None:
+            self.report(p, "waf", f"ModSecurity towards {other} backends")
+            return None
+        profile = WafProfile(blocking=f.mode == ir.WafMode.BLOCKING, owasp_crs=f.owasp_crs,
+                             request_body=f.request_body_access)
+        self.waf_profiles.add(profile)
+        doc: Doc = {"type": "waf", "mode": f.mode.value, "owasp_crs": f.owasp_crs,
+                    "request_body": f.request_body_access}
+        if f.transaction_id is not None:
+            doc["transaction_id"] = [{"text": part} if isinstance(part, str)
+                                     else {"var": part.kind.value, **({"name": part.name} if part.name else {})}
+                                     for part in f.transaction_id.parts]
+        if f.raw_rules:
+            self.report(p, "waf-rules", "ModSecurity rules of the snippet beyond SecRuleEngine and "
+                                        "SecRequestBodyAccess")
+        return doc
+
+    def filter(self, f: ir.Filter, route_id: str, p: ir.Provenance, other: str | None) -> Doc | None:
+        """`other`: the protocol of a non-HTTP backend of the route, if it has one."""
+        if isinstance(f, ir.RateLimit):
+            return self.rate_limit(f, route_id, p, other)
+        if isinstance(f, ir.Waf):
+            return self.waf(f, p, other)
         if isinstance(f, ir.RequestHeaders | ir.ResponseHeaders):
             kind = "request_headers" if isinstance(f, ir.RequestHeaders) else "response_headers"
             return {"type": kind, "set": self.header_ops(f.set, p), "add": self.header_ops(f.add, p),
@@ -349,7 +408,8 @@ class _Renderer:
                 doc["match"] = matches[0]
         else:
             doc["matches"] = matches
-        filters = [d for d in (self.filter(f, p) for f in route.filters) if d is not None]
+        other = self.other_protocol(route.action)
+        filters = [d for d in (self.filter(f, route.id, p, other) for f in route.filters) if d is not None]
         terminal, backend = self.action(route.action, p)
         if terminal is not None:
             filters.append(terminal)
@@ -472,6 +532,7 @@ class _Renderer:
             # An instance-wide setting: told on the instance (the front door knows which one it is).
             self.report(Source("IngressNginx", "", ""), "forwarded-headers",
                         "the X-Forwarded-* a client sends are replaced, never trusted")
+        self.out.waf_profiles = tuple(sorted(self.waf_profiles))
         self.out.unenforced = tuple(sorted(self.unenforced))
         return self.out
 

@@ -5,7 +5,7 @@
         ▼
     translate (netplane/routing/ingress) ─▶ render (gateway/render.py) ─▶ DocumentSync: push what changed
         │                                                                  (per-document digests; nginx reloads
-        ▼                                                                   only for listener changes)
+        ▼                                                                   only for listener or WAF-profile changes)
     Ingress status.loadBalancer, Events (translation diagnostics, features not enforced yet, refusals)
 
 Settings come from the IngressNginx itself (controller.config through `parse_settings`, allowSnippetAnnotations,
@@ -34,7 +34,7 @@ from netplane.controllers.kube.resources import CONFIGMAPS, Resource
 from netplane.controllers.runtime.events import EventRecorder
 from netplane.controllers.runtime.informer import Informer
 from netplane.dataplane.dns.metrics import serve_http
-from netplane.dataplane.gateway.config import CheckError, InstanceSettings
+from netplane.dataplane.gateway.config import CheckError, InstanceSettings, WafProfile
 from netplane.dataplane.gateway.config import Listener as EngineListener
 from netplane.dataplane.gateway.engine import BACKENDS, CERTIFICATES, VHOSTS, ControlError, Engine, EngineError
 from netplane.dataplane.gateway.render import EngineConfig, Source, Unenforced, render
@@ -66,9 +66,11 @@ ANNOTATION_PREFIX = "nginx.ingress.kubernetes.io/"
 
 # What users wrote to ask for a feature the engine does not enforce yet, so the Event names it in their terms.
 FEATURE_SOURCES = {
-    "rate-limit": "annotations limit-rps / limit-rpm / limit-connections",
+    "rate-limit-key": "a rate limit keyed by something other than the client address",
+    "connection-limit": "annotation limit-connections",
     "response-rate-limit": "annotations limit-rate / limit-rate-after",
     "waf": "annotations enable-modsecurity / enable-owasp-core-rules / modsecurity-*",
+    "waf-rules": "ModSecurity rules in modsecurity-snippet (beyond SecRuleEngine / SecRequestBodyAccess)",
     "mirror": "annotation mirror-target",
     "raw-snippet": "a raw configuration-snippet",
     "backend-protocol": "annotations backend-protocol / proxy-ssl-*",
@@ -95,8 +97,10 @@ class DocumentEngine(Protocol):
     """What DocumentSync needs of an Engine (a fake in unit tests)."""
 
     reloads: int
+    waf: tuple[WafProfile, ...]
 
     def set_listeners(self, listeners: tuple[EngineListener, ...], upstreams: Upstreams | None = None) -> bool: ...
+    def set_waf_profiles(self, profiles: tuple[WafProfile, ...]) -> bool: ...
     def put(self, kind: str, name: str, doc: Mapping[str, Any] | bytes) -> int: ...
     def delete(self, kind: str, name: str) -> int: ...
     def put_certificate(self, name: str, hostnames: list[str], cert_pem: str, key_pem: str) -> int: ...
@@ -137,6 +141,10 @@ class DocumentSync:
     def apply(self, config: EngineConfig) -> SyncResult:
         # nginx.conf first: a backend document may name a TLS profile only the new configuration has.
         result = SyncResult(reloaded=self.engine.set_listeners(config.listeners, config.upstreams))
+        # A vhost naming a WAF profile nginx.conf lacks is refused: new profiles come before the routes,
+        # and profiles no route needs go only once every vhost has moved off them.
+        grown = tuple(sorted(set(self.engine.waf) | set(config.waf_profiles)))
+        result.reloaded = self.engine.set_waf_profiles(grown) or result.reloaded
         wanted = {VHOSTS: config.vhosts, BACKENDS: config.backends, CERTIFICATES: config.certificates}
         self._delete(VHOSTS, wanted[VHOSTS], result)
         for kind in (BACKENDS, CERTIFICATES, VHOSTS):
@@ -158,6 +166,8 @@ class DocumentSync:
                 result.pushed[kind] = result.pushed.get(kind, 0) + 1
         self._delete(BACKENDS, wanted[BACKENDS], result)
         self._delete(CERTIFICATES, wanted[CERTIFICATES], result)
+        if not any(r.kind == VHOSTS for r in result.refusals):
+            result.reloaded = self.engine.set_waf_profiles(config.waf_profiles) or result.reloaded
         return result
 
     def _delete(self, kind: str, wanted: Mapping[str, Any], result: SyncResult) -> None:

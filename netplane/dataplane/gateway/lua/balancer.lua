@@ -385,6 +385,7 @@ local pending, previous, live = {}, {}, 0
 local function request_key()
     return tonumber(cast(uintptr_t, get_request()))
 end
+_M.request_key = request_key
 
 -- state = { route, peer, backend, gen [, group] }: group only when a canary's group took the request.
 function _M.hand_over(state)

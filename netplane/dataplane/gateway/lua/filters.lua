@@ -6,6 +6,7 @@
 local valid = require "netplane.valid"
 local cidr = require "netplane.cidr"
 local mirror = require "netplane.mirror"
+local limits = require "netplane.limits"
 
 local ngx = ngx
 local var = ngx.var
@@ -397,11 +398,77 @@ local function source_ip_access(s)
     end
 end
 
+-- Request values a template may splice in (the IR's VarKind), as nginx variables.
+local TEMPLATE_VARS = {
+    ["source-ip"] = "remote_addr", host = "host", path = "uri", ["request-uri"] = "request_uri",
+    method = "request_method", scheme = "scheme", ["request-id"] = "request_id", msec = "msec",
+    ["time-iso8601"] = "time_iso8601", ["server-port"] = "server_port",
+}
+local NAMED_VARS = { header = "http_", cookie = "cookie_", query = "arg_" }
+
+-- [{"text": "id-"}, {"var": "request-id"}, {"var": "header", "name": "X-Req"}] → list of literal
+-- strings and {variable name}.
+local function compile_template(list, where)
+    local out = {}
+    for i, p in ipairs(valid.table(list, where)) do
+        local w = where .. "[" .. (i - 1) .. "]"
+        valid.table(p, w)
+        if p.text ~= nil then
+            out[i] = valid.header_value(p.text, w .. ".text")
+        else
+            local kind = valid.string(p.var, w .. ".var")
+            local name = TEMPLATE_VARS[kind]
+            if not name then
+                local prefix = NAMED_VARS[kind]
+                check(prefix, w .. ".var", "unknown request value: " .. kind)
+                name = valid.token(p.name, w .. ".name")
+                name = prefix .. (kind == "header" and name:lower():gsub("-", "_") or name)
+            end
+            out[i] = { name }
+        end
+    end
+    return out
+end
+
+local function expand(template)
+    local out = {}
+    for i = 1, #template do
+        local p = template[i]
+        out[i] = type(p) == "string" and p or (var[p[1]] or "")
+    end
+    return concat(out)
+end
+
+-- WAF profiles whose named locations nginx.conf has (set by init_by_lua; see config.WafProfile).
+_M.waf_profiles = {}
+
+-- {"mode": "blocking" | "detection-only", "owasp_crs": false, "request_body": true,
+--  "transaction_id": <template>}: the request continues in the named location of its profile, where
+-- ModSecurity runs with netplane's rules file for that profile. A profile nginx.conf lacks is refused.
+local function compile_waf(f, where, route)
+    local mode = f.mode == nil and "detection-only" or valid.string(f.mode, where .. ".mode")
+    check(mode == "blocking" or mode == "detection-only", where .. ".mode", "must be blocking or detection-only")
+    local body = f.request_body == nil or valid.bool(f.request_body, where .. ".request_body")
+    local name = (mode == "blocking" and "block" or "detect") .. (valid.bool(f.owasp_crs, where .. ".owasp_crs")
+        and "-crs" or "") .. (body and "" or "-nobody")
+    check(_M.waf_profiles[name], where, "WAF profile " .. name .. " is not configured in this engine")
+    check(route.location == nil, where, "one waf filter per route")
+    route.location = "@np_waf_" .. name:gsub("-", "_")
+    return { txid = f.transaction_id ~= nil and compile_template(f.transaction_id, where .. ".transaction_id") }
+end
+
+-- The transaction id ModSecurity logs ($np_waf_txid in the WAF locations): the template, or the request id.
+local function waf(s)
+    var.np_waf_txid = s.txid and expand(s.txid) or var.request_id
+end
+
 local kinds = {
     cors = { compile = compile_cors, request = cors_preflight, response = cors_response },
     hsts = { compile = compile_hsts, response = hsts },
     mirror = { compile = mirror.compile, request = mirror.request },
     source_ip_access = { compile = compile_source_ip_access, request = source_ip_access },
+    rate_limit = { compile = limits.compile, request = limits.check },
+    waf = { compile = compile_waf, request = waf },
     direct_response = { compile = compile_direct_response, request = direct_response },
     request_headers = { compile = compile_headers, request = request_headers },
     response_headers = { compile = compile_response_headers, response = response_headers },

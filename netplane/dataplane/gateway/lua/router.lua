@@ -7,6 +7,7 @@ local canary = require "netplane.canary"
 local filters = require "netplane.filters"
 local valid = require "netplane.valid"
 local cidr = require "netplane.cidr"
+local limits = require "netplane.limits"
 
 local ngx = ngx
 local var = ngx.var
@@ -15,6 +16,7 @@ local re_find = ngx.re.find
 local get_uri_args = ngx.req.get_uri_args
 local byte, sub, find = string.byte, string.sub, string.find
 local in_ranges = cidr.contains
+local acquire = limits.acquire
 local check, fail = valid.check, valid.fail
 local run_filters = filters.run
 local choose_canary = canary.choose
@@ -209,7 +211,12 @@ local function compile_route(r, out)
         compile_match(m, r.matches and ("matches[" .. (i - 1) .. "]") or "match", entry)
         -- Filters compile per entry: prefix replacements depend on the prefix that matched.
         entry.req_filters, entry.resp_filters = filters.compile(r.filters or {}, entry)
-        entry.full = entry.retries > 0 or entry.resp_filters ~= nil
+        -- Requests that need more than the common location continue in a named one: the WAF profile's,
+        -- @np_conn (log phase: gives the connection slot back) or @np_full (header filter, retries).
+        if not entry.location and entry.conn_limit then
+            entry.location = "@np_conn"
+        end
+        entry.full = entry.location ~= nil or entry.retries > 0 or entry.resp_filters ~= nil
         out[#out + 1] = entry
     end
 end
@@ -388,6 +395,8 @@ end
 -- added headers) are sent together with the backend's; routes that must see the backend's headers or
 -- retry continue in the named location @np_full, which has a header filter. Backends spoken to in
 -- another protocol (HTTPS, gRPC, a TLS profile) continue in that protocol's location, which has one too.
+-- Routes with a connection limit continue in @np_conn (which also has a log phase, to give the slot
+-- back), WAF routes in their profile's location; those proxy over plain HTTP only.
 function _M.access(port)
     local gen = dict:get("gen") or 0
     local name = vhost_name(port, var.host or "", gen)
@@ -417,6 +426,17 @@ function _M.access(port)
     if cookie then
         add_cookie(cookie)
     end
+    local location = backend.location
+    if location and route.location then
+        -- The renderer never sends a WAF or connection-limited route to such a backend; a pushed document
+        -- that does gets an error rather than a request past its WAF or limit.
+        ngx.log(ngx.ERR, "netplane: route ", route.id, ": WAF or connection limit towards a non-HTTP backend")
+        return reject(502, "limit-or-waf-needs-http-backend")
+    end
+    local conn = route.conn_limit
+    if conn and not acquire(conn) then
+        return reject(conn.status, "connection-limit")
+    end
     -- The group rides along only when a canary took the request (retries stay in it): a fifth slot on
     -- every request measured ≈ 300 instructions more under callgrind.
     if group == route.group then
@@ -424,16 +444,18 @@ function _M.access(port)
     else
         balancer.hand_over({ route, peer, backend, gen, group })
     end
-    local location = backend.location
     if location then
         return ngx.exec(location)
     end
     if route.full then
-        return ngx.exec("@np_full")
+        return ngx.exec(route.location or "@np_full")
     end
 end
 
--- header_filter_by_lua of @np_full: response filters that act on the backend's headers.
+-- log_by_lua of @np_conn and the WAF locations.
+_M.log = limits.release
+
+-- header_filter_by_lua of the named locations: response filters that act on the backend's headers.
 function _M.header_filter()
     local state = balancer.take()
     local filters_list = state and state[1].resp_filters
