@@ -6,6 +6,7 @@ test offers its profiles with a reload and the limits need counters no other tes
 
 from __future__ import annotations
 
+import concurrent.futures
 import threading
 import time
 from collections import Counter
@@ -33,6 +34,7 @@ from tests.e2e.gateway_harness import (
     running_engine,
     to,
 )
+from tests.e2e.ingress_harness import Backend, IngressHarness, app, running_harness, simple
 
 pytestmark = [pytest.mark.e2e, needs_engine]
 
@@ -293,3 +295,65 @@ def test_waf_routes_keep_connection_limits_and_response_filters(waf_gateway: Eng
     time.sleep(0.3)
     # Refused by ModSecurity or served, each request gave its slot back.
     assert call(waf_gateway, "waf.test", "/guarded", headers=BROWSER).name == "hidden"
+
+
+# -- Ingress annotations through the front door (translate → render → DocumentSync → engine) ----------------------
+
+
+@pytest.fixture(scope="module")
+def front() -> Iterator[IngressHarness]:
+    backend = Backend("slow")
+    try:
+        with running_harness() as h:
+            h.apply(app("slow", backend))
+            yield h
+    finally:
+        backend.stop()
+
+
+def concurrent_gets(h: IngressHarness, host: str, path: str, n: int) -> Counter[int]:
+    with concurrent.futures.ThreadPoolExecutor(n) as pool:
+        return Counter(pool.map(lambda _: h.get(host, path).status, range(n)))
+
+
+def test_ingress_limit_connections(front: IngressHarness) -> None:
+    # ingress-nginx's e2e (annotations/limitconnections.go): 20 concurrent slow requests, exactly 8 served.
+    front.apply(simple("conn", "conn.ing.test", "slow", annotations={"limit-connections": "8"}))
+    assert concurrent_gets(front, "conn.ing.test", "/sleep?sleep_ms=2000", 20) == {200: 8, 503: 12}
+    front.delete("Ingress", "conn")
+
+
+def test_ingress_limit_rpm_burst_and_allowlist(front: IngressHarness) -> None:
+    front.apply(simple("rpm", "rpm.ing.test", "slow", annotations={"limit-rpm": "1"}),
+                simple("rpm-free", "rpm-free.ing.test", "slow",
+                       annotations={"limit-rpm": "1", "limit-allowlist": "10.0.0.0/8, 127.0.0.1"}))
+    # limit-burst-multiplier defaults to 5: 1 + 5 at once, then the ConfigMap's limit-req-status-code (503).
+    assert [front.get("rpm.ing.test").status for _ in range(9)] == [200] * 6 + [503] * 3
+    assert {front.get("rpm-free.ing.test").status for _ in range(9)} == {200}
+    front.configure({"limit-req-status-code": "429"})
+    assert front.get("rpm.ing.test").status == 429
+    front.configure()
+    for name in ("rpm", "rpm-free"):
+        front.delete("Ingress", name)
+
+
+@needs_modsecurity
+def test_ingress_modsecurity_with_the_owasp_crs(front: IngressHarness) -> None:
+    reloads = front.engine.reloads
+    waf = {"enable-modsecurity": "true", "enable-owasp-core-rules": "true"}
+    front.apply(simple("waf-on", "waf-on.ing.test", "slow", annotations={**waf, "modsecurity-snippet":
+                                                                            "SecRuleEngine On"}),
+                simple("waf-detect", "waf-detect.ing.test", "slow", annotations=waf),
+                simple("waf-none", "waf-none.ing.test", "slow"))
+    assert not [e for e in front.last.events_of("waf-on") if e.startswith("NotEnforced:")]
+    assert front.engine.reloads == reloads + 1, "offering the WAF profiles is one reload"
+    scanner, browser = {"User-Agent": "nikto"}, {"User-Agent": "Mozilla/5.0 (X11; Linux x86_64)"}
+    assert front.get("waf-on.ing.test", headers=scanner).status == 403
+    assert front.get("waf-on.ing.test", headers=browser).status == 200
+    # ingress-nginx's default modsecurity.conf only detects.
+    assert front.get("waf-detect.ing.test", headers=scanner).status == 200
+    assert front.get("waf-none.ing.test", headers=scanner).status == 200
+    for name in ("waf-on", "waf-detect"):
+        front.delete("Ingress", name)
+    assert front.engine.waf == () and "modsecurity" not in (front.engine.prefix / CONF_FILE).read_text()
+    front.delete("Ingress", "waf-none")
