@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from netplane.dataplane.gateway.config import CheckError, WafProfile
 from netplane.dataplane.gateway.config import Listener as EngineListener
-from netplane.dataplane.gateway.config import WafProfile
 from netplane.dataplane.gateway.engine import BACKENDS, CERTIFICATES, VHOSTS, ControlError
 from netplane.dataplane.gateway.render import EngineConfig, Source, Unenforced, render
 from netplane.dataplane.gateway.upstreams import L4Listener, Passthrough, StreamPeer, Upstreams
@@ -375,6 +375,7 @@ class FakeEngine:
         self.listeners: tuple[EngineListener, ...] = ()
         self.upstreams = Upstreams()
         self.waf: tuple[WafProfile, ...] = ()
+        self.no_modsecurity = False
         self.calls: list[tuple[str, str, str]] = []
         self.refuse: set[str] = set()
 
@@ -388,6 +389,8 @@ class FakeEngine:
         wanted = tuple(sorted(set(profiles)))
         if wanted == self.waf:
             return False
+        if self.no_modsecurity:
+            raise CheckError("nginx", "unknown directive modsecurity")
         self.calls.append(("WAF", ",".join(p.name for p in wanted), ""))
         self.waf = wanted
         return True
@@ -457,6 +460,16 @@ def test_document_sync_offers_waf_profiles_before_the_routes_and_drops_them_afte
     engine.refuse.clear()
     sync.apply(rendered(ingress()))
     assert engine.waf == ()
+
+
+def test_document_sync_without_modsecurity_refuses_only_the_waf_routes() -> None:
+    engine = FakeEngine()
+    engine.no_modsecurity = True
+    engine.refuse.add("http:80/waf.local")
+    sync = DocumentSync(engine)
+    result = sync.apply(rendered(ingress(), ingress("waf", {LIMITS + "enable-modsecurity": "true"}, host="waf.local")))
+    assert engine.waf == () and [(r.kind, r.name) for r in result.refusals] == [(VHOSTS, "http:80/waf.local")]
+    assert ("PUT", VHOSTS, "http:80/demo.local") in engine.calls
 
 
 def test_unenforced_messages_name_the_annotation() -> None:

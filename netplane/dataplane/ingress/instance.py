@@ -143,8 +143,7 @@ class DocumentSync:
         result = SyncResult(reloaded=self.engine.set_listeners(config.listeners, config.upstreams))
         # A vhost naming a WAF profile nginx.conf lacks is refused: new profiles come before the routes,
         # and profiles no route needs go only once every vhost has moved off them.
-        grown = tuple(sorted(set(self.engine.waf) | set(config.waf_profiles)))
-        result.reloaded = self.engine.set_waf_profiles(grown) or result.reloaded
+        self._offer_waf(tuple(sorted(set(self.engine.waf) | set(config.waf_profiles))), result)
         wanted = {VHOSTS: config.vhosts, BACKENDS: config.backends, CERTIFICATES: config.certificates}
         self._delete(VHOSTS, wanted[VHOSTS], result)
         for kind in (BACKENDS, CERTIFICATES, VHOSTS):
@@ -167,8 +166,17 @@ class DocumentSync:
         self._delete(BACKENDS, wanted[BACKENDS], result)
         self._delete(CERTIFICATES, wanted[CERTIFICATES], result)
         if not any(r.kind == VHOSTS for r in result.refusals):
-            result.reloaded = self.engine.set_waf_profiles(config.waf_profiles) or result.reloaded
+            self._offer_waf(config.waf_profiles, result)
         return result
+
+    def _offer_waf(self, profiles: tuple[WafProfile, ...], result: SyncResult) -> None:
+        """A WAF nginx cannot load (no ModSecurity module in the image, say) must not stop every other route:
+        the previous nginx.conf stays, and the vhosts naming the missing profiles are refused, with the reason,
+        on their Ingresses."""
+        try:
+            result.reloaded = self.engine.set_waf_profiles(profiles) or result.reloaded
+        except (EngineError, CheckError) as e:
+            log.warning("WAF profiles %s not offered: %s", ", ".join(p.name for p in profiles) or "none", e)
 
     def _delete(self, kind: str, wanted: Mapping[str, Any], result: SyncResult) -> None:
         for name in [n for n in self.digests[kind] if n not in wanted]:

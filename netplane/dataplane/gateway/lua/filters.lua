@@ -467,7 +467,7 @@ local kinds = {
     hsts = { compile = compile_hsts, response = hsts },
     mirror = { compile = mirror.compile, request = mirror.request },
     source_ip_access = { compile = compile_source_ip_access, request = source_ip_access },
-    rate_limit = { compile = limits.compile, request = limits.check },
+    rate_limit = { compile = limits.compile, request = limits.request },
     waf = { compile = compile_waf, request = waf },
     direct_response = { compile = compile_direct_response, request = direct_response },
     request_headers = { compile = compile_headers, request = request_headers },

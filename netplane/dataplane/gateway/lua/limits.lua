@@ -88,7 +88,7 @@ local function reject(status, reason)
 end
 
 -- Request phase of the rate_limit filter: every rate must have room; a refused request counts in none.
-function _M.check(s)
+function _M.request(s)
     local rates = s.rates
     if not rates then
         return
