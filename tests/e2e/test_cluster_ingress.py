@@ -225,6 +225,35 @@ def test_https_with_certificates_chosen_by_sni(cluster: Cluster, instance: None,
     assert "strict-transport-security" not in headers
 
 
+def test_a_host_network_instance_beside_the_first(cluster: Cluster, instance: None, tmp_path: Path) -> None:
+    """A second instance of its own class listens on node2's own address (host network); each instance serves
+    only the Ingresses of its class."""
+    cluster.kubectl("label", "node", "node2", "edge=yes")
+    apply(cluster, tmp_path, {
+        "apiVersion": "ingress-nginx.alauda.io/v1", "kind": "IngressNginx",
+        "metadata": {"name": "edge", "namespace": OPERATOR_NS},
+        "spec": {"controller": {"hostNetwork": True, "nodeSelector": {"edge": "yes"},
+                                "service": {"type": "ClusterIP"},
+                                "ingressClassResource": {"name": "edge", "controllerValue": "netplane.io/edge"}}}}, {
+        "apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "edge", "namespace": "k-1"},
+        "spec": {"ingressClassName": "edge", "rules": [{"host": "edge.local", "http": {"paths": [
+            {"path": "/", "pathType": "Prefix",
+             "backend": {"service": {"name": "nginx-service", "port": {"number": 80}}}}]}}]}})
+    node2 = next(a["address"] for n in cluster.json("get", "nodes")["items"] if n["metadata"]["name"] == "node2"
+                 for a in n["status"]["addresses"] if a["type"] == "InternalIP")
+
+    def through_node2() -> dict[str, Any] | None:
+        done = subprocess.run([*NETPLANE, "external", "--data-dir", str(cluster.data_dir), "--", "curl", "-sS",
+                               "-m", "3", "-H", "Host: edge.local", f"http://{node2}/hello"],
+                              capture_output=True, text=True, cwd=ROOT, timeout=30)
+        return json.loads(done.stdout) if done.returncode == 0 and done.stdout.startswith("{") else None
+
+    answer = wait_until("edge.local on node2's port 80", through_node2, timeout=90)
+    assert answer["path"] == "/hello" and answer["pod"].startswith("echo-"), answer
+    # The first instance (class nginx) does not serve the edge class's host.
+    assert request(cluster, "edge.local")[0] == 404
+
+
 def test_deleting_the_ingress_stops_routing(cluster: Cluster, instance: None) -> None:
     cluster.kubectl("-n", "k-1", "delete", "ingress", "nginx-ingress")
     wait_until("demo.local gone", lambda: request(cluster, "demo.local")[0] == 404, timeout=20)
