@@ -24,7 +24,7 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 from cryptography import x509
@@ -92,7 +92,17 @@ def service(name: str, port: int = 80, port_name: str = "http", namespace: str =
             "spec": {"ports": [{"name": port_name, "port": port, "protocol": "TCP"}], **spec}}
 
 
-def endpoint_slice(service_name: str, backend: Backend, port_name: str = "http", ready: bool = True,
+class Peer(Protocol):
+    """Anything serving on ADDR at a port of its own, with a name: echo servers, gRPC servers."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def port(self) -> int: ...
+
+
+def endpoint_slice(service_name: str, backend: Peer, port_name: str = "http", ready: bool = True,
                    namespace: str = NS, address: str = ADDR) -> Obj:
     return {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
             "metadata": {"name": f"{service_name}-{backend.name}", "namespace": namespace,
@@ -101,7 +111,7 @@ def endpoint_slice(service_name: str, backend: Backend, port_name: str = "http",
             "endpoints": [{"addresses": [address], "conditions": {"ready": ready}}]}
 
 
-def app(name: str, *backends: Backend, port: int = 80, port_name: str = "http") -> list[Obj]:
+def app(name: str, *backends: Peer, port: int = 80, port_name: str = "http") -> list[Obj]:
     """A Service and one EndpointSlice per echo server behind it."""
     return [service(name, port, port_name), *(endpoint_slice(name, b, port_name) for b in backends)]
 
@@ -140,11 +150,13 @@ def simple(name: str, host: str | None, svc: str, path: str = "/", path_type: st
     return ingress(name, host, [ingress_path(path, svc, path_type=path_type)], **kwargs)
 
 
-def tls_secret(name: str, cert_pem: str, key_pem: str, namespace: str = NS) -> Obj:
-    data = {"tls.crt": cert_pem, "tls.key": key_pem}
-    return {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
-            "metadata": {"name": name, "namespace": namespace},
+def secret(name: str, data: Mapping[str, str], namespace: str = NS, type_: str = "Opaque") -> Obj:
+    return {"apiVersion": "v1", "kind": "Secret", "type": type_, "metadata": {"name": name, "namespace": namespace},
             "data": {k: base64.b64encode(v.encode()).decode() for k, v in data.items()}}
+
+
+def tls_secret(name: str, cert_pem: str, key_pem: str, namespace: str = NS) -> Obj:
+    return secret(name, {"tls.crt": cert_pem, "tls.key": key_pem}, namespace, "kubernetes.io/tls")
 
 
 def certificate_secret(name: str, *hosts: str, namespace: str = NS) -> Obj:

@@ -7,97 +7,26 @@ TCP/UDP echo servers. One engine serves the module; tests that change its upstre
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import shutil
 import socket
 import socketserver
-import ssl
 import tempfile
-import threading
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from netplane.dataplane.gateway import ConfigError, ControlError, Engine, InstanceSettings, Listener
 from netplane.dataplane.gateway.upstreams import L4Listener, Passthrough, StreamPeer, TLSProfile, Upstreams
 from tests.certificates import self_signed
-from tests.e2e.gateway_harness import ADDR, LOOPBACK, EchoServer, call, free_port, to, unverified_context
+from tests.e2e.gateway_harness import ADDR, LOOPBACK, EchoServer, call, free_port, to
 from tests.e2e.test_gateway_engine import backends, pytestmark
+from tests.e2e.tls_backends import Pem, TLSEchoServer, grpc_server, issue, make_ca, serve, server_context, tls_exchange
 
 __all__ = ["backends", "pytestmark"]
-
-
-# -- TLS material ------------------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Pem:
-    cert: str
-    key: str
-
-
-def _key_pem(key: ec.EllipticCurvePrivateKey) -> str:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption()).decode()
-
-
-def _ca(name: str) -> tuple[Pem, x509.Certificate, ec.EllipticCurvePrivateKey]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = dt.datetime.now(dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=1))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
-    return Pem(cert.public_bytes(serialization.Encoding.PEM).decode(), _key_pem(key)), cert, key
-
-
-def _leaf(ca: tuple[Pem, x509.Certificate, ec.EllipticCurvePrivateKey], name: str) -> Pem:
-    _, ca_cert, ca_key = ca
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = dt.datetime.now(dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
-            .issuer_name(ca_cert.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=1)).not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
-            .sign(ca_key, hashes.SHA256()))
-    return Pem(cert.public_bytes(serialization.Encoding.PEM).decode(), _key_pem(key))
-
-
-def _context(pem: Pem, tmp: Path, client_ca: Pem | None = None) -> ssl.SSLContext:
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    (tmp / "c.pem").write_text(pem.cert + pem.key)
-    context.load_cert_chain(tmp / "c.pem")
-    if client_ca is not None:
-        context.verify_mode = ssl.CERT_REQUIRED
-        context.load_verify_locations(cadata=client_ca.cert)
-    return context
-
-
-class _TLSEchoServer(EchoServer):
-    """The echo backend behind TLS (the handshake runs in the handler's thread, on its first read)."""
-
-    def __init__(self, name: str, context: ssl.SSLContext):
-        super().__init__(name)
-        self.context = context
-
-    def get_request(self) -> tuple[socket.socket, Any]:
-        sock, addr = self.socket.accept()
-        return self.context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), addr
-
-
-def _serve(server: socketserver.BaseServer) -> socketserver.BaseServer:
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
 
 
 @dataclass
@@ -106,24 +35,24 @@ class TLSWorld:
     server: Pem  # backend.test, issued by `ca`
     other_ca: Pem
     client: Pem  # issued by `ca`
-    plain: _TLSEchoServer  # certificate for backend.test by `ca`
-    mutual: _TLSEchoServer  # requires a client certificate by `ca`
-    passthrough: _TLSEchoServer  # its own certificate for pass.test
+    plain: TLSEchoServer  # certificate for backend.test by `ca`
+    mutual: TLSEchoServer  # requires a client certificate by `ca`
+    passthrough: TLSEchoServer  # its own certificate for pass.test
 
 
 @pytest.fixture(scope="module")
 def tls_world() -> Iterator[TLSWorld]:
     tmp = Path(tempfile.mkdtemp(prefix="np-gw-tls-"))
-    ca, other = _ca("netplane test CA"), _ca("another CA")
-    server, client = _leaf(ca, "backend.test"), _leaf(ca, "client.test")
+    ca, other = make_ca("netplane test CA"), make_ca("another CA")
+    server, client = issue(ca, "backend.test"), issue(ca, "client.test")
     pt_cert, pt_key = self_signed("pass.test")
     world = TLSWorld(ca[0], server, other[0], client,
-                     _TLSEchoServer("tls", _context(server, tmp)),
-                     _TLSEchoServer("mutual", _context(server, tmp, client_ca=ca[0])),
-                     _TLSEchoServer("pass", _context(Pem(pt_cert, pt_key), tmp)))
+                     TLSEchoServer("tls", server_context(server, tmp)),
+                     TLSEchoServer("mutual", server_context(server, tmp, client_ca=ca[0])),
+                     TLSEchoServer("pass", server_context(Pem(pt_cert, pt_key), tmp)))
     servers = [world.plain, world.mutual, world.passthrough]
     for s in servers:
-        _serve(s)
+        serve(s)
     yield world
     for s in servers:
         s.shutdown()
@@ -199,7 +128,7 @@ def test_tls_profiles_verify_the_backend_and_present_a_client_certificate(gw: En
     assert gw.reloads == reloads + 1
     assert not gw.set_listeners(gw.listeners, Upstreams(tls_profiles=(client, misnamed, wrong, right)))
 
-    def status(profile: TLSProfile | None, server: _TLSEchoServer) -> int:
+    def status(profile: TLSProfile | None, server: TLSEchoServer) -> int:
         doc: dict[str, Any] = {"endpoints": [ep(server)], "protocol": "https"}
         if profile is not None:
             doc["tls"] = profile.id
@@ -231,26 +160,12 @@ def test_tls_profiles_verify_the_backend_and_present_a_client_certificate(gw: En
 
 # -- gRPC --------------------------------------------------------------------------------------------------------
 
-def _grpc_server(grpc: Any, name: str, credentials: Any = None) -> tuple[Any, int]:
-    """A gRPC server with one unary method on raw bytes (no generated code): /test.Echo/Say."""
-    def say(request: bytes, context: Any) -> bytes:
-        return f"{name}:".encode() + request
-
-    server = grpc.server(ThreadPoolExecutor(max_workers=4))
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(
-        "test.Echo", {"Say": grpc.unary_unary_rpc_method_handler(say)}),))
-    port = (server.add_secure_port(f"{ADDR}:0", credentials) if credentials is not None
-            else server.add_insecure_port(f"{ADDR}:0"))
-    server.start()
-    return server, port
-
-
 def test_grpc_and_grpcs_backends_with_a_real_grpc_client(gw: Engine, tls_world: TLSWorld,
                                                          tmp_path: Path) -> None:
     grpc = pytest.importorskip("grpc")
-    plain, h2c_port = _grpc_server(grpc, "h2c")
+    plain, h2c_port = grpc_server(grpc, "h2c")
     server_pem = tls_world.server
-    secure, secure_port = _grpc_server(grpc, "tls", grpc.ssl_server_credentials(
+    secure, secure_port = grpc_server(grpc, "tls", grpc.ssl_server_credentials(
         [(server_pem.key.encode(), server_pem.cert.encode())]))
     cert, key = self_signed("grpc.test")
     gw.put_certificate("grpc", ["grpc.test"], cert, key)
@@ -281,21 +196,6 @@ def test_grpc_and_grpcs_backends_with_a_real_grpc_client(gw: Engine, tls_world: 
 
 # -- TLS passthrough, TCP and UDP ------------------------------------------------------------------------------
 
-def _tls_exchange(port: int, sni: str) -> tuple[str, bytes]:
-    """(common name of the certificate seen, the HTTP answer) for a request with SNI `sni`."""
-    context = unverified_context()
-    with socket.create_connection((ADDR, port), timeout=10) as raw, \
-            context.wrap_socket(raw, server_hostname=sni) as tls:
-        der = tls.getpeercert(binary_form=True)
-        assert der is not None
-        cn = x509.load_der_x509_certificate(der).subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
-        tls.sendall(f"GET /pt HTTP/1.1\r\nHost: {sni}\r\nConnection: close\r\n\r\n".encode())
-        data = b""
-        while chunk := tls.recv(65536):
-            data += chunk
-    return str(cn), data
-
-
 class _TCPEcho(socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
@@ -324,7 +224,7 @@ def _peer(server: socketserver.BaseServer) -> StreamPeer:
 
 def test_passthrough_by_sni_next_to_termination_and_tcp_udp_listeners(
         gw: Engine, tls_world: TLSWorld, backends: dict[str, EchoServer]) -> None:
-    tcp, udp = _serve(_TCPEcho()), _serve(_UDPEcho())
+    tcp, udp = serve(_TCPEcho()), serve(_UDPEcho())
     l4_port = free_port()
     port = tls_port(gw)
     cert, key = self_signed("terminated.test")
@@ -343,12 +243,12 @@ def test_passthrough_by_sni_next_to_termination_and_tcp_udp_listeners(
 
         # Passed through: the backend's own certificate, the backend's answer.
         for sni in ("pass.test", "a.pass.test", "A.Pass.Test"):
-            cn, data = _tls_exchange(port, sni)
+            cn, data = tls_exchange(port, sni)
             assert cn == "pass.test" and b"X-Backend: pass" in data
         # One label only (Ingress wildcards): a.b.pass.test is terminated here (fallback certificate).
-        assert _tls_exchange(port, "a.b.pass.test")[0] == "netplane-gateway-fallback"
+        assert tls_exchange(port, "a.b.pass.test")[0] == "netplane-gateway-fallback"
         # Other names terminate at the engine and are routed, with the client's address kept.
-        cn, data = _tls_exchange(port, "terminated.test")
+        cn, data = tls_exchange(port, "terminated.test")
         assert cn == "terminated.test" and data.startswith(b"HTTP/1.1 200")
         seen = json.loads(data.split(b"\r\n\r\n", 1)[1])
         assert seen["headers"]["x-forwarded-for"] == ADDR and seen["headers"]["x-forwarded-proto"] == "https"
@@ -362,7 +262,7 @@ def test_passthrough_by_sni_next_to_termination_and_tcp_udp_listeners(
             assert s.recvfrom(1024)[0] == b"udp:ping"
 
         # An endpoint change is a new nginx.conf (stream upstreams are static): reload, then the new peer.
-        tcp2 = _serve(_TCPEcho())
+        tcp2 = serve(_TCPEcho())
         assert gw.set_listeners(gw.listeners, Upstreams(passthrough=upstreams.passthrough,
                                                         l4=(L4Listener(l4_port, False, LOOPBACK, (_peer(tcp2),)),)))
         with socket.create_connection((ADDR, l4_port), timeout=10) as s:
@@ -376,7 +276,7 @@ def test_passthrough_by_sni_next_to_termination_and_tcp_udp_listeners(
             server.shutdown()
             server.server_close()
     # Without passthrough the TLS listener holds its port again.
-    assert _tls_exchange(port, "terminated.test")[0] == "terminated.test"
+    assert tls_exchange(port, "terminated.test")[0] == "terminated.test"
 
 
 def test_bad_upstream_configuration_is_refused_and_the_old_one_serves(gw: Engine, backends: dict[str, EchoServer],
