@@ -48,6 +48,7 @@ from netplane.routing.ir import (
     ResponseRateLimit,
     RetryOn,
     RetryPolicy,
+    RoundRobin,
     Route,
     SessionCookie,
     SourceIPAccess,
@@ -472,7 +473,9 @@ def test_tls_without_a_usable_secret_uses_the_default_certificate() -> None:
     assert listener(result, "https").tls.default_certificate == "ingress-nginx/default-cert"  # type: ignore[union-attr]
     for host in ("demo.local", "wrong.local", "nosecret.local"):
         assert vhost(result, "https", host).certificate is None
-        assert filter_of(only_route(result, "https", host), Hsts) is None  # HSTS needs a configured certificate
+        # HSTS needs a configured certificate, or the default one asked for by a TLS entry without a secret.
+        want_hsts = Hsts(31_536_000, True, False) if host == "nosecret.local" else None
+        assert filter_of(only_route(result, "https", host), Hsts) == want_hsts
         assert isinstance(only_route(result, "http", host).action, Redirect)  # a tls section still redirects
     assert ("warning: Ingress k-1/web: TLS for demo.local: secret k-1/missing not found; the default certificate is "
             "used") in messages(result)
@@ -711,11 +714,35 @@ def test_canary_by_weight_cookie_and_pattern() -> None:
                                             cookie="beta"),)
 
 
+@pytest.mark.parametrize(("main_annotations", "canary_annotations", "want"), [
+    # sticky (the default, read from the canary): the main's affinity cookie, in place of the canary's own
+    ({"affinity": "cookie", "session-cookie-name": "aff"}, {"affinity": "cookie", "session-cookie-name": "own"},
+     CookieAffinity(SessionCookie("aff", path="/"))),
+    ({}, {"affinity": "cookie"}, RoundRobin()),
+    ({}, {"affinity": "cookie", "upstream-hash-by": "$remote_addr"}, ConsistentHash(Template.of(VarKind.SOURCE_IP))),
+    # legacy: the canary balances as its own annotations say
+    ({"affinity": "cookie"}, {"affinity-canary-behavior": "legacy"}, RoundRobin()),
+    ({"affinity": "cookie"}, {"affinity-canary-behavior": "legacy", "affinity": "cookie",
+                              "session-cookie-name": "own"}, CookieAffinity(SessionCookie("own", path="/"))),
+])
+def test_canary_affinity_behaviour_is_the_canarys(main_annotations: dict[str, str],
+                                                  canary_annotations: dict[str, str], want: object) -> None:
+    result = run(ingress(rules=[DEMO_RULE], annotations=main_annotations),
+                 canary(annotations={"canary-weight": "10", **canary_annotations}), services=CANARY_SERVICES, slices=[])
+    route = only_route(result)
+    assert isinstance(route.action, Forward)
+    (c,) = route.action.canaries
+    assert c.sticky is ("affinity-canary-behavior" not in canary_annotations)
+    group = result.config.backend_group(c.backend_group)
+    assert group is not None and group.balancing == want
+    sticky_own_affinity = "affinity" in canary_annotations and c.sticky
+    assert any("affinity on a canary Ingress has no effect" in m for m in messages(result)) is sticky_own_affinity
+
+
 def test_canary_follows_the_main_backend_protocol_and_its_own_balancing() -> None:
-    main = ingress(rules=[DEMO_RULE], annotations={"backend-protocol": "GRPC", "affinity": "cookie",
-                                                   "affinity-canary-behavior": "legacy"})
+    main = ingress(rules=[DEMO_RULE], annotations={"backend-protocol": "GRPC", "affinity": "cookie"})
     alt = canary(annotations={"canary-weight": "10", "upstream-hash-by": "$remote_addr",
-                              "backend-protocol": "HTTPS"})
+                              "backend-protocol": "HTTPS", "affinity-canary-behavior": "legacy"})
     result = run(main, alt, services=CANARY_SERVICES, slices=[])
     route = only_route(result)
     assert isinstance(route.action, Forward)

@@ -206,6 +206,8 @@ class _Translator:
         self.host_owner: dict[str, _Ingress] = {}
         self.host_certificate: dict[str, str | None] = {}
         self.host_tls: dict[tuple[str, str], bool] = {}
+        # Hosts listed in a TLS entry without a secretName: the default certificate is meant for them.
+        self.default_certificate_hosts: set[str] = set()
         self.regex_hosts: set[str] = set()
         self.passthrough: dict[str, L4Route] = {}
         self.global_request_headers: tuple[Filter, ...] = ()
@@ -374,14 +376,15 @@ class _Translator:
                            sni=ssl.server_name, protocols=ssl.protocols, ciphers=ssl.ciphers), None
 
     def group(self, ing: _Ingress, namespace: str, backend_spec: Mapping[str, Any], cookie_path: str,
-              protocol: UpstreamProtocol, tls: UpstreamTLS | None) -> str | None:
-        """The name of the backend group for an Ingress backend (None for a resource backend)."""
+              protocol: UpstreamProtocol, tls: UpstreamTLS | None, balancing: Balancing | None = None) -> str | None:
+        """The name of the backend group for an Ingress backend (None for a resource backend); ``balancing``
+        replaces what the Ingress's own annotations ask for."""
         ref = service_backend(backend_spec)
         if ref is None:
             return None
         name, port = ref
         backend = dataclasses.replace(self.backend(ing, namespace, name, port, protocol), tls=tls)
-        balancing = self.balancing(ing.ann, cookie_path)
+        balancing = balancing or self.balancing(ing.ann, cookie_path)
         group_name = f"{namespace}/{name}:{port}"
         options = {"balancing": balancing, "protocol": protocol, "tls": tls}
         if options != {"balancing": RoundRobin(), "protocol": UpstreamProtocol.HTTP, "tls": None}:
@@ -413,6 +416,7 @@ class _Translator:
                 if not covered or host == CATCH_ALL:
                     continue
                 if secret_name is None:
+                    self.default_certificate_hosts.add(host)
                     continue
                 ref = (ing.meta.namespace, secret_name)
                 taken = self.host_certificate.get(host)
@@ -487,7 +491,10 @@ class _Translator:
         out.extend(self.global_response_headers)
         if ann.response_headers is not None:
             out.append(ann.response_headers)
-        if listener == HTTPS_LISTENER and s.hsts and self.host_certificate.get(host):
+        # HSTS where TLS is configured on purpose: a certificate of the host's own, or the default one by a TLS
+        # entry without a secret (ingress-nginx sends it then too); not for a broken secret's fallback.
+        if listener == HTTPS_LISTENER and s.hsts and (self.host_certificate.get(host)
+                                                      or host in self.default_certificate_hosts):
             out.append(Hsts(s.hsts_max_age, s.hsts_include_subdomains, s.hsts_preload))
         if ann.rate_limit is not None and ann.rate_limit.response_rate_kib:
             out.append(ResponseRateLimit(ann.rate_limit.response_rate_kib * 1024,
@@ -709,25 +716,30 @@ class _Translator:
                 if not short.startswith(CANARY_HONOURED):
                     self.warn(ing, f"annotation {short} has no effect on a canary Ingress (only canary-*, "
                                    "load-balance, upstream-hash-by and affinity annotations apply)")
+            if ing.ann.affinity is not None and ing.ann.affinity_canary_sticky:
+                self.warn(ing, "affinity on a canary Ingress has no effect unless affinity-canary-behavior is "
+                               "legacy: the canary takes the main Ingress's affinity")
             for p in paths(ing.obj):
                 holder = self.access.get(_Access(p.host, p.path, p.path_type))
                 if holder is None:
                     self.warn(ing, f"{p.field}: no Ingress serves host {p.host!r} path {p.path!r} ({p.path_type}); "
                                    "the canary has nothing to attach to")
                     continue
-                self.attach_canary(ing, p.backend, holder[1], p.field, p.rule, p.index,
-                                   holder[0].ann.affinity_canary_sticky)
+                self.attach_canary(ing, p.backend, holder[1], p.field, p.rule, p.index)
             default = spec(ing.obj).get("defaultBackend")
             if default is not None:
                 positions = [(listener, CATCH_ALL, i) for listener in (HTTP_LISTENER, HTTPS_LISTENER)
                              for i, r in enumerate(self.routes.get((listener, CATCH_ALL), []))
                              if r.provenance.role == "default-backend"]
-                self.attach_canary(ing, as_dict(default), positions, "spec.defaultBackend", 0, 0, True)
+                self.attach_canary(ing, as_dict(default), positions, "spec.defaultBackend", 0, 0)
 
     def attach_canary(self, ing: _Ingress, backend_spec: Mapping[str, Any], positions: list[tuple[str, str, int]],
-                      field: str, rule: int, index: int, sticky: bool) -> None:
+                      field: str, rule: int, index: int) -> None:
         assert ing.ann.canary is not None
         spec_ = ing.ann.canary
+        # ingress-nginx reads affinity-canary-behavior from the canary Ingress; "sticky" gives the canary the main
+        # backend's session affinity (its cookie), in place of the canary's own, so a client pinned there stays.
+        sticky = ing.ann.affinity_canary_sticky
         for listener, host, position in positions:
             route = self.routes[(listener, host)][position]
             action = route.action
@@ -737,9 +749,15 @@ class _Translator:
                 owner = action.canaries[0].provenance
                 self.warn(ing, f"{field}: host {host!r} already has canary {owner.namespace}/{owner.name}")
                 continue
-            main = self.groups[action.backend_group].backends[0]
+            main_group = self.groups[action.backend_group]
+            main = main_group.backends[0]
             cookie_path = route.match.value if isinstance(route.match, PathMatch) else "/"
-            group = self.group(ing, ing.meta.namespace, backend_spec, cookie_path, main.protocol, main.tls)
+            balancing = None
+            if sticky:
+                balancing = (main_group.balancing if isinstance(main_group.balancing, CookieAffinity)
+                             else self.balancing(dataclasses.replace(ing.ann, affinity=None), cookie_path))
+            group = self.group(ing, ing.meta.namespace, backend_spec, cookie_path, main.protocol, main.tls,
+                               balancing)
             if group is None:
                 self.warn(ing, f"{field}.backend: only service backends are supported")
                 return
