@@ -544,12 +544,15 @@ class SourceIPAccess:
 
 @dataclass(frozen=True)
 class RequestMirror:
-    """Send a copy of ``percent`` % of requests to ``backend_group``; its answers are discarded.
+    """Send a copy of ``percent`` % of requests to ``backend_group``; its answers are discarded. The copy carries
+    ``hostname`` as its Host (None: the request's) and the request body unless ``body`` is false.
     JSON ``"type": "request-mirror"``."""
 
     TYPE: ClassVar[str] = "request-mirror"
     backend_group: str
     percent: int = 100
+    hostname: str | None = None
+    body: bool = True
 
 
 @dataclass(frozen=True)

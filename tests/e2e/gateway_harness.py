@@ -97,6 +97,16 @@ class EchoServer(http.server.ThreadingHTTPServer):
         pass
 
 
+def copies(server: EchoServer, path: str, n: int = 1, timeout: float = 10) -> list[Seen]:
+    """The requests for `path` the server received, once there are `n` of them (copies arrive asynchronously)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        seen = [r for r in server.seen if r.path == path]
+        if len(seen) >= n or time.monotonic() > deadline:
+            return seen
+        time.sleep(0.02)
+
+
 @contextlib.contextmanager
 def echo_servers(*names: str, headers: Mapping[str, Iterable[tuple[str, str]]] | None = None,
                  ) -> Iterator[dict[str, EchoServer]]:

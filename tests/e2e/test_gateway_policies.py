@@ -6,7 +6,6 @@ last test goes from Ingress annotations through the translator and the renderer 
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -20,8 +19,8 @@ from tests.e2e.gateway_harness import (
     ADDR,
     LOOPBACK,
     EchoServer,
-    Seen,
     call,
+    copies,
     echo_servers,
     ep,
     free_port,
@@ -265,16 +264,6 @@ def test_source_ip_access(gateway: Engine) -> None:
 # -- mirroring -------------------------------------------------------------------------------------------------
 
 
-def copies(server: EchoServer, path: str, n: int = 1) -> list[Seen]:
-    """The requests for `path` the server received, once there are `n` of them (copies arrive asynchronously)."""
-    deadline = time.monotonic() + 10
-    while True:
-        seen = [r for r in server.seen if r.path == path]
-        if len(seen) >= n or time.monotonic() > deadline:
-            return seen
-        time.sleep(0.02)
-
-
 def test_mirror_sends_a_copy_without_touching_the_answer(gateway: Engine, backends: dict[str, EchoServer]) -> None:
     gateway.put_backend("shadow-dead", [{"address": ADDR, "port": free_port()}])
     marked = {"type": "request_headers", "set": [{"name": "X-Marked", "value": "1"}]}
@@ -284,7 +273,9 @@ def test_mirror_sends_a_copy_without_touching_the_answer(gateway: Engine, backen
           {"id": "none", "match": prefix("/none"), "backend": to("main"),
            "filters": [{"type": "mirror", "backend": to("shadow"), "percent": 0}]},
           {"id": "dead", "match": prefix("/dead"), "backend": to("main"),
-           "filters": [{"type": "mirror", "backend": to("shadow-dead")}]})
+           "filters": [{"type": "mirror", "backend": to("shadow-dead")}]},
+          {"id": "host", "match": prefix("/host"), "backend": to("main"),
+           "filters": [{"type": "mirror", "backend": to("shadow"), "host": "copy.example", "body": False}]})
     shadow = backends["shadow"]
     for _ in range(5):
         assert call(gateway, "mirror.test", "/none").name == "main"
@@ -301,6 +292,10 @@ def test_mirror_sends_a_copy_without_touching_the_answer(gateway: Engine, backen
     [copy] = copies(shadow, "/all/big")
     assert copy.body == big
     assert not [r for r in shadow.seen if r.path.startswith("/none")]
+    # Another Host for the copy (the client's goes), and no body.
+    assert call(gateway, "mirror.test", "/host", "POST", body=b"kept").name == "main"
+    [copy] = copies(shadow, "/host")
+    assert (copy.headers["host"], copy.body, "content-length" in copy.headers) == ("copy.example", b"", False)
 
 
 def test_bad_mirrors_are_refused_naming_the_field(gateway: Engine) -> None:
@@ -310,6 +305,9 @@ def test_bad_mirrors_are_refused_naming_the_field(gateway: Engine) -> None:
 
     assert "filters[0].percent: must be within 0..100" in bad({"backend": to("shadow"), "percent": 101})
     assert "filters[0].backend: must be an object" in bad({})
+    assert "filters[0].host: contains control characters" in bad({"backend": to("shadow"), "host": "a\r\nX-Y: 1"})
+    assert "filters[0].host: must not be empty" in bad({"backend": to("shadow"), "host": ""})
+    assert "filters[0].body: must be true or false" in bad({"backend": to("shadow"), "body": "no"})
 
 
 # -- from Ingress annotations -----------------------------------------------------------------------------------

@@ -2,17 +2,15 @@
 cors, ipallowlist/ipdenylist, backendprotocol, proxyssl, mirror; settings hsts; sslpassthrough): objects in,
 requests through real nginx out.
 
-Backends: svc-a (main), svc-b (canary), svc-ab (two endpoints, for affinity), svc-own (answers carrying their
-own Strict-Transport-Security and Access-Control-Allow-Origin), svc-mirror, and per test the TLS and gRPC servers
-of tls_backends.py. Policy changes must not reload nginx; TLS profiles, gRPC's HTTP/2 and passthrough change
-nginx.conf and may (the ``hr`` fixture).
+Backends: svc-a (main), svc-b (canary), svc-own (answers carrying their own Strict-Transport-Security and
+Access-Control-Allow-Origin), svc-mirror, and per test the TLS and gRPC servers of tls_backends.py. Policy changes
+must not reload nginx; TLS profiles, gRPC's HTTP/2 and passthrough change nginx.conf and may (the ``hr`` fixture).
 """
 
 from __future__ import annotations
 
 import shutil
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +21,7 @@ import pytest
 from netplane.routing.ingress.admission import review_ingress
 from netplane.routing.ingress.settings import ControllerSettings
 from tests.certificates import self_signed
-from tests.e2e.gateway_harness import ADDR, needs_engine
+from tests.e2e.gateway_harness import ADDR, copies, needs_engine
 from tests.e2e.ingress_harness import (
     Backend,
     IngressHarness,
@@ -51,7 +49,7 @@ pytestmark = [pytest.mark.e2e, needs_engine]
 
 @pytest.fixture(scope="module")
 def pool() -> Iterator[dict[str, Backend]]:
-    servers = {name: Backend(name) for name in ("a", "b", "a2", "m")}
+    servers = {name: Backend(name) for name in ("a", "b", "m")}
     # Answers with its own policy headers, for the gateway to replace.
     servers["own"] = Backend("own", [("Strict-Transport-Security", "max-age=1"),
                                      ("Access-Control-Allow-Origin", "https://evil.test")])
@@ -69,7 +67,7 @@ def harness() -> Iterator[IngressHarness]:
 @pytest.fixture
 def hr(harness: IngressHarness, pool: dict[str, Backend]) -> Iterator[IngressHarness]:
     """The harness with the standard Services; nginx.conf may change."""
-    harness.apply(app("svc-a", pool["a"]), app("svc-b", pool["b"]), app("svc-ab", pool["a"], pool["a2"]),
+    harness.apply(app("svc-a", pool["a"]), app("svc-b", pool["b"]),
                   app("svc-own", pool["own"]), app("svc-mirror", pool["m"]))
     yield harness
     harness.reset()
@@ -96,8 +94,8 @@ def counts(h: IngressHarness, host: str, n: int = 20, **kwargs: Any) -> dict[str
 def with_canary(h: IngressHarness, host: str, canary: dict[str, str], main: dict[str, str] | None = None,
                 https: bool = False) -> Any:
     """Main Ingress → svc-a, canary Ingress → svc-b on the same host and path."""
-    tls = {"tls": [{"hosts": [host], "secretName": "cert"}]} if https else {}
-    objects = [simple("main", host, "svc-a", annotations=main or {}, **tls),
+    tls = [{"hosts": [host], "secretName": "cert"}] if https else []
+    objects = [simple("main", host, "svc-a", annotations=main or {}, tls=tls),
                simple("canary", host, "svc-b", annotations={"canary": "true", **canary})]
     if https:
         objects.append(certificate_secret("cert", host))
@@ -585,12 +583,48 @@ def test_ssl_passthrough_needs_the_instance_flag(h: IngressHarness) -> None:
 
 # -- mirror ---------------------------------------------------------------------------------------------------------
 
-def mirrored(backend: Backend, path: str, timeout: float = 5) -> list[Any]:
-    """The copies of requests for ``path`` the mirror backend has received (they arrive after the answer)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        seen = [s for s in backend.seen if s.path.startswith(path)]
-        if seen:
-            return seen
-        time.sleep(0.02)
-    return []
+def mirror_ingress(h: IngressHarness, host: str, **annotations: str) -> Any:
+    return h.apply(simple("mirror", host, "svc-a", annotations=annotations))
+
+
+def test_mirror_target_service_receives_a_copy(h: IngressHarness, pool: dict[str, Backend]) -> None:
+    synced = mirror_ingress(h, "mirror.test", **{"mirror-target": "http://svc-mirror.default.svc.cluster.local"
+                                                                  "$request_uri"})
+    assert not synced.complaints_of("mirror")
+    reply = h.get("mirror.test", "/copy-1?q=1", method="POST", body=b"payload", headers={"X-Mark": "m1"})
+    assert reply.backend == "a" and reply.seen["path"] == "/copy-1?q=1"
+    (copy,) = copies(pool["m"], "/copy-1?q=1")
+    assert (copy.method, copy.path, copy.body) == ("POST", "/copy-1?q=1", b"payload")
+    assert copy.headers["x-mark"] == "m1" and copy.headers["x-forwarded-for"] == ADDR
+    # ingress-nginx's default Host for the copy: the target's host.
+    assert copy.headers["host"] == "svc-mirror.default.svc.cluster.local"
+
+
+def test_mirror_host_and_request_body_off(h: IngressHarness, pool: dict[str, Backend]) -> None:
+    mirror_ingress(h, "mirror-opts.test", **{"mirror-target": f"http://{ADDR}:{pool['m'].port}/$request_uri",
+                                             "mirror-host": "copy.example", "mirror-request-body": "off"})
+    expect(h.get("mirror-opts.test", "/copy-2", method="POST", body=b"secret"), "a")
+    (copy,) = copies(pool["m"], "/copy-2")
+    assert (copy.path, copy.body, copy.headers["host"]) == ("/copy-2", b"", "copy.example")
+    assert "content-length" not in copy.headers
+
+
+def test_refused_requests_are_not_copies(h: IngressHarness, pool: dict[str, Backend]) -> None:
+    mirror_ingress(h, "mirror-deny.test", **{"mirror-target": "http://svc-mirror$request_uri",
+                                             "denylist-source-range": "127.0.0.1"})
+    expect(h.get("mirror-deny.test", "/copy-3"), 403)
+    assert copies(pool["m"], "/copy-3", timeout=0.5) == []
+
+
+def test_mirror_target_that_is_no_service_serves_without_copies(h: IngressHarness, pool: dict[str, Backend]) -> None:
+    synced = mirror_ingress(h, "mirror-none.test", **{"mirror-target": "http://mirror.example.com$request_uri"})
+    expect(h.get("mirror-none.test", "/copy-4"), "a")
+    assert any("neither an IP address nor a Service" in e for e in synced.events_of("mirror"))
+    assert copies(pool["m"], "/copy-4", timeout=0.5) == []
+
+
+def test_unsupported_mirror_target_is_refused_and_fails_closed(h: IngressHarness) -> None:
+    bad = simple("mirror", "mirror-bad.test", "svc-a", annotations={"mirror-target": "http://svc-mirror/fixed/path"})
+    assert any("mirror-target" in str(e) for e in review_ingress(bad, [], ControllerSettings()).errors)
+    h.apply(bad)
+    assert h.get("mirror-bad.test").status == 503

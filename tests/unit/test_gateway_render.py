@@ -250,6 +250,11 @@ def test_mirrors_carry_their_group() -> None:
     assert [(u.feature, u.detail) for u in out.unenforced] == [("mirror", "backend group gone does not exist"),
                                                                ("mirror", "copies to k-1/tls:443 (https)")]
     assert "m|k-1/shadow:80" in out.backends
+    # The copy's Host and leaving the body out appear only when asked for.
+    config = config_of(route(filters=(ir.RequestMirror("m", hostname="copy.example", body=False),)), group=main)
+    out = render(ir.RoutingConfig(listeners=config.listeners, backend_groups=(main, shadow)))
+    (mirror,) = out.vhosts["http:80/a.example"]["routes"][0]["filters"]
+    assert (mirror["host"], mirror["body"]) == ("copy.example", False)
 
 
 def test_hsts_renders_its_header_fields() -> None:

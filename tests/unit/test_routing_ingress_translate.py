@@ -43,6 +43,7 @@ from netplane.routing.ir import (
     RegexRewrite,
     ReplaceFullPath,
     RequestHeaders,
+    RequestMirror,
     RequestRate,
     ResponseHeaders,
     ResponseRateLimit,
@@ -916,12 +917,15 @@ SHAPE_ANNOTATIONS = st.dictionaries(st.sampled_from(["use-regex", "rewrite-targe
                                     st.sampled_from(["true", "/$1", "/", "10", "cookie", "GRPC", "/app"]), max_size=4)
 
 
+SERVICE_PORTS: st.SearchStrategy[int | str] = st.sampled_from([80, "http", 81])
+
+
 @st.composite
 def ingress_sets(draw: st.DrawFn) -> list[dict[str, Any]]:
     out = []
     for i in range(draw(st.integers(1, 4))):
         rules = [rule(draw(HOSTS), *[(draw(PATH_VALUES), draw(PATH_TYPES), backend(draw(st.sampled_from(
-            ["svc", "canary-svc", "missing"])), draw(st.sampled_from([80, "http", 81]))))
+            ["svc", "canary-svc", "missing"])), draw(SERVICE_PORTS)))
             for _ in range(draw(st.integers(1, 3)))]) for _ in range(draw(st.integers(0, 2)))]
         tls = draw(st.sampled_from([None, [{"hosts": ["demo.local"], "secretName": "demo-tls"}],
                                     [{"secretName": "missing"}]]))
@@ -967,3 +971,66 @@ def test_certificate_memory_keeps_the_last_usable_secret_until_it_is_deleted() -
     assert memory.apply([broken]) == ([broken], {})
     fixed = tls_secret("cert", "demo.local", "www.demo.local")
     assert memory.apply([fixed]) == ([fixed], {})
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# mirror-target
+
+MIRROR_SERVICES = [service(), service("mirror", ports=[{"name": "web", "port": 80, "targetPort": 9090}]),
+                   service("shadow", namespace="other", ports=[{"name": "web", "port": 8080}])]
+MIRROR_SLICES = [endpoint_slice(), endpoint_slice("mirror", port=9090, port_name="web", ready=("10.0.0.7",)),
+                 endpoint_slice("shadow", namespace="other", port=8081, port_name="web", ready=("10.0.0.8",))]
+
+
+@pytest.mark.parametrize(("target", "endpoint"), [
+    ("http://mirror$request_uri", ("10.0.0.7", 9090)),
+    ("http://mirror.k-1/$request_uri", ("10.0.0.7", 9090)),
+    ("http://mirror.k-1.svc:80", ("10.0.0.7", 9090)),
+    ("http://mirror.k-1.svc.cluster.local$request_uri", ("10.0.0.7", 9090)),
+    ("http://shadow.other.svc.cluster.local:8080$request_uri", ("10.0.0.8", 8081)),
+    ("http://192.0.2.10:7000$request_uri", ("192.0.2.10", 7000)),
+])
+def test_mirror_target_resolves_to_a_service_or_an_address(target: str, endpoint: tuple[str, int]) -> None:
+    result = run(ingress(rules=[DEMO_RULE], annotations={"mirror-target": target, "mirror-request-body": "off"}),
+                 services=MIRROR_SERVICES, slices=MIRROR_SLICES)
+    mirror = filter_of(only_route(result), RequestMirror)
+    assert mirror is not None and not mirror.body
+    group = result.config.backend_group(mirror.backend_group)
+    assert group is not None and [(e.address, e.port) for e in group.backends[0].endpoints] == [endpoint[:2]]
+    assert mirror.hostname == target.split("/")[2].split("$")[0].split(":")[0]  # the target's host by default
+    assert filter_of(only_route(result, "http"), RequestMirror) == mirror
+    assert not [m for m in messages(result) if "mirror" in m]
+
+
+def test_mirror_host_sets_the_copys_host_and_the_filter_order() -> None:
+    result = run(ingress(rules=[DEMO_RULE], annotations={
+        "mirror-target": "http://mirror$request_uri", "mirror-host": "copy.example", "enable-cors": "true",
+        "allowlist-source-range": "10.0.0.0/8", "rewrite-target": "/x", "upstream-vhost": "inner.local"}),
+        services=MIRROR_SERVICES, slices=MIRROR_SLICES)
+    route = only_route(result)
+    assert filter_of(route, RequestMirror).hostname == "copy.example"
+    kinds = [type(f).__name__ for f in route.filters]
+    # Refused or answered requests are not copied; the copy is the request as the client sent it.
+    assert kinds.index("SourceIPAccess") < kinds.index("Cors") < kinds.index("RequestMirror") < kinds.index(
+        "URLRewrite")
+
+
+@pytest.mark.parametrize(("target", "message"), [
+    ("http://absent$request_uri", "mirror-target: 'absent' is neither an IP address nor a Service"),
+    ("http://mirror.example.com$request_uri", "mirror-target: 'mirror.example.com' is neither an IP address nor a "
+                                              "Service"),
+    ("http://mirror:81$request_uri", "mirror-target: service k-1/mirror has no port 81; no copies are sent"),
+])
+def test_mirror_target_that_resolves_to_nothing_is_a_warning(target: str, message: str) -> None:
+    result = run(ingress(rules=[DEMO_RULE], annotations={"mirror-target": target}), services=MIRROR_SERVICES,
+                 slices=MIRROR_SLICES)
+    route = only_route(result)
+    assert isinstance(route.action, Forward) and filter_of(route, RequestMirror) is None  # still served
+    assert any(message in m for m in messages(result)), messages(result)
+
+
+def test_invalid_mirror_target_fails_the_ingress_closed() -> None:
+    result = run(ingress(rules=[DEMO_RULE], annotations={"mirror-target": "https://mirror$request_uri"}),
+                 services=MIRROR_SERVICES, slices=MIRROR_SLICES)
+    assert only_route(result).action == DirectResponse(503)
+    assert any("mirror-target" in m and "https targets are not supported" in m for m in messages(result))

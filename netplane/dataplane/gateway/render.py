@@ -373,7 +373,12 @@ class _Renderer:
         if other:
             self.report(p, "mirror", f"copies to {', '.join(other)} ({group.backends[0].protocol.value})")
             return None
-        return {"type": "mirror", "backend": self.group_doc(f.backend_group, p), "percent": f.percent}
+        doc: Doc = {"type": "mirror", "backend": self.group_doc(f.backend_group, p), "percent": f.percent}
+        if f.hostname is not None:
+            doc["host"] = f.hostname
+        if not f.body:
+            doc["body"] = False
+        return doc
 
     def action(self, action: ir.Action, p: ir.Provenance) -> tuple[Doc | None, Doc | None]:
         """(terminal filter, backend) for an action."""

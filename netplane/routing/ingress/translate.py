@@ -85,6 +85,7 @@ from netplane.routing.ir import (
     RegexRewrite,
     ReplaceFullPath,
     RequestHeaders,
+    RequestMirror,
     RequestRate,
     ResponseHeaders,
     ResponseRateLimit,
@@ -177,6 +178,17 @@ def _is_port(value: Any) -> TypeGuard[int]:
 
 def _by_name(objects: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str], Mapping[str, Any]]:
     return {(meta(o).namespace, meta(o).name): o for o in objects if isinstance(o, Mapping)}
+
+
+def service_of_dns_name(host: str, namespace: str) -> tuple[str, str] | None:
+    """(namespace, name) of the Service a cluster DNS name stands for: ``name`` (in ``namespace``),
+    ``name.ns``, ``name.ns.svc`` or ``name.ns.svc.cluster.local``."""
+    labels = host.split(".")
+    if len(labels) == 1:
+        return namespace, labels[0]
+    if len(labels) == 2 or labels[2:] in (["svc"], ["svc", "cluster", "local"]):
+        return labels[1], labels[0]
+    return None
 
 
 def _ms(seconds: int | None) -> int | None:
@@ -481,6 +493,11 @@ class _Translator:
             out.append(waf)
         if ann.cors is not None:
             out.append(ann.cors)
+        mirror = self.mirror(ing)
+        if mirror is not None:
+            # After the filters that may refuse or answer the request (refused requests are not copied), before
+            # those that change it: the copy is the request as the client sent it.
+            out.append(mirror)
         if rewrite is not None:
             out.append(rewrite)
         out.extend(self.global_request_headers)
@@ -502,6 +519,36 @@ class _Translator:
         if ann.raw_snippet is not None:
             out.append(RawSnippet(ann.raw_snippet))
         return tuple(out)
+
+    def mirror(self, ing: _Ingress) -> RequestMirror | None:
+        """ingress-nginx's mirror-target, when its host is an IP address or a Service of this cluster: the
+        translator has no DNS, and a Service's endpoints are known here anyway."""
+        spec_ = ing.ann.mirror
+        if spec_ is None:
+            return None
+        backend = self.mirror_backend(ing, spec_.host, spec_.port)
+        if backend is None:
+            return None
+        name = f"mirror:{backend.name}"
+        self.groups[name] = BackendGroup(name, (backend,))
+        return RequestMirror(name, hostname=spec_.hostname, body=spec_.body)
+
+    def mirror_backend(self, ing: _Ingress, host: str, port: int) -> Backend | None:
+        try:
+            return Backend(f"{host}:{port}", endpoints=(Endpoint(str(ipaddress.ip_address(host)), port),))
+        except ValueError:
+            pass
+        ref = service_of_dns_name(host, ing.meta.namespace)
+        service = self.services.get(ref) if ref else None
+        if ref is None or service is None:
+            self.warn(ing, f"mirror-target: {host!r} is neither an IP address nor a Service "
+                           "(<name>[.<namespace>[.svc[.cluster.local]]]); no copies are sent")
+            return None
+        if as_str(spec(service).get("type")) != "ExternalName" and not any(
+                as_dict(p).get("port") == port for p in as_list(spec(service).get("ports"))):
+            self.warn(ing, f"mirror-target: service {ref[0]}/{ref[1]} has no port {port}; no copies are sent")
+            return None
+        return self.backend(ing, ref[0], ref[1], port, UpstreamProtocol.HTTP)
 
     def waf(self, ann: IngressAnnotations) -> Waf | None:
         spec_ = ann.modsecurity

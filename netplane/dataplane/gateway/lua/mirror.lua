@@ -24,13 +24,19 @@ local SKIP = { connection = true, ["keep-alive"] = true, ["proxy-connection"] = 
 
 local _M = {}
 
--- {"backend": <backend group document>, "percent": 100}
+-- {"backend": <backend group document>, "percent": 100, "host": "mirror.example" (optional), "body": false (optional)}
 function _M.compile(f, where)
     local ok, group = pcall(balancer.compile_group, valid.table(f.backend, where .. ".backend"))
     if not ok then
         error(where .. ": " .. group, 0)
     end
-    return { group = group, percent = f.percent == nil and 100 or valid.int(f.percent, where .. ".percent", 0, 100) }
+    local host = f.host
+    if host ~= nil then
+        valid.check(host ~= "", where .. ".host", "must not be empty")
+        valid.header_value(host, where .. ".host")
+    end
+    return { group = group, percent = f.percent == nil and 100 or valid.int(f.percent, where .. ".percent", 0, 100),
+             host = host, body = f.body == nil or valid.bool(f.body, where .. ".body") }
 end
 
 -- Timer: send the copy, read the answer to its end (the copy asked for Connection: close), drop it.
@@ -87,10 +93,15 @@ function _M.request(s)
     if not peer then
         return
     end
-    local body = request_body()
+    local body = s.body and request_body() or nil
+    local host = s.host
     local lines = { var.request_method, " ", var.request_uri, " HTTP/1.1\r\n" }
+    if host then
+        lines[#lines + 1] = "Host: " .. host .. "\r\n"
+    end
     for name, value in pairs(req.get_headers(100, true)) do
-        if not SKIP[lower(name)] then
+        local key = lower(name)
+        if not SKIP[key] and not (host and key == "host") then
             if type(value) == "table" then
                 for i = 1, #value do
                     lines[#lines + 1] = name .. ": " .. value[i] .. "\r\n"
@@ -109,11 +120,11 @@ function _M.request(s)
         lines[#lines + 1] = "Content-Length: " .. #body .. "\r\n"
     end
     lines[#lines + 1] = "\r\n"
-    local host = peer.addr
-    if find(host, ":", 1, true) then
-        host = "[" .. host .. "]"
+    local addr = peer.addr
+    if find(addr, ":", 1, true) then
+        addr = "[" .. addr .. "]"
     end
-    local ok, err = timer_at(0, send_copy, host, peer.port, concat(lines), body)
+    local ok, err = timer_at(0, send_copy, addr, peer.port, concat(lines), body)
     if not ok then
         log(WARN, "netplane: mirror copy dropped: ", err)
     end
