@@ -266,6 +266,8 @@ INVALID: list[tuple[str, Any, str]] = [
     ("mirror-target", "http://mir ror.test", "must be a URL without spaces, quotes or backslashes"),
     ("mirror-target", "http://bad_name.test", "'bad_name.test' is not a Service name or an IP address"),
     ("mirror-host", "a b", "must be a DNS name"),
+    ("limit-rate", "20000000000000000", "must be at most 2147483647"),  # found by hypothesis: JSON overflow
+    ("cors-max-age", "2147483648", "must be at most 2147483647"),
     ("mirror-request-body", "false", "must be one of: on, off"),
     ("modsecurity-transaction-id", "$secret", "variable $secret is not allowed (allowed: $binary_remote_addr, "
                                               "$document_uri, $host, $msec, $remote_addr, $req_id, $request_id, "
