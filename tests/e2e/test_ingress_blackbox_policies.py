@@ -10,6 +10,7 @@ must not reload nginx; TLS profiles, gRPC's HTTP/2 and passthrough change nginx.
 from __future__ import annotations
 
 import shutil
+import ssl
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -195,6 +196,16 @@ def test_canary_on_another_path_has_nothing_to_attach_to(h: IngressHarness) -> N
     expect(h.get("canary-path.test", "/app"), "a")
     expect(h.get("canary-path.test", "/other"), 404)
     assert any("nothing to attach to" in e for e in synced.events_of("canary"))
+
+
+def test_canary_default_backend_is_no_catch_all_server(h: IngressHarness) -> None:
+    # A canary Ingress with only a default backend has no main route to attach to: it serves nothing by itself.
+    h.apply(simple("main", "canary-catch.test", "svc-a"),
+            {**simple("canary", None, "svc-b", annotations={"canary": "true", "canary-weight": "100"}),
+             "spec": {"ingressClassName": "nginx",
+                      "defaultBackend": {"service": {"name": "svc-b", "port": {"number": 80}}}}})
+    expect(h.get("unknown.canary-catch.test"), 404)
+    expect(h.get("canary-catch.test"), "a")
 
 
 def test_canary_ignores_its_own_other_annotations(h: IngressHarness) -> None:
@@ -430,6 +441,7 @@ class TLSBackends:
     mutual: TLSEchoServer  # the same, and it requires a client certificate by `ca`
     client: Pem  # by `ca`
     passthrough: TLSEchoServer  # self-signed for pass.test
+    tls13: TLSEchoServer  # backend.test, TLS 1.3 only
 
 
 @pytest.fixture(scope="module")
@@ -439,8 +451,10 @@ def tls_backends() -> Iterator[TLSBackends]:
     leaf = issue(ca, "backend.test")
     world = TLSBackends(ca, other, TLSEchoServer("tls", server_context(leaf, tmp)),
                         TLSEchoServer("mutual", server_context(leaf, tmp, client_ca=ca[0])), issue(ca, "client.test"),
-                        TLSEchoServer("pass", server_context(Pem(*self_signed("pass.test")), tmp)))
-    servers = [world.server, world.mutual, world.passthrough]
+                        TLSEchoServer("pass", server_context(Pem(*self_signed("pass.test")), tmp)),
+                        TLSEchoServer("tls13", server_context(leaf, tmp)))
+    world.tls13.context.minimum_version = ssl.TLSVersion.TLSv1_3
+    servers = [world.server, world.mutual, world.passthrough, world.tls13]
     for s in servers:
         serve(s)
     yield world
@@ -496,6 +510,28 @@ def test_proxy_ssl_verification(hr: IngressHarness, tls_backends: TLSBackends, t
                            {"proxy-ssl-secret": "default/backend-ca", **annotations}, ca_secret("backend-ca", ca))
     assert not synced.complaints_of("tls-backend") and not synced.result.refusals
     expect(hr.get("bp-ssl.test"), want)
+
+
+@pytest.mark.parametrize(("annotations", "sni"), [
+    ({}, None),  # nginx sends no SNI unless asked (proxy_ssl_server_name off)
+    ({"proxy-ssl-server-name": "on"}, "bp-sni.test"),  # then the request's Host
+    ({"proxy-ssl-server-name": "on", "proxy-ssl-name": "backend.test"}, "backend.test"),
+])
+def test_proxy_ssl_server_name(hr: IngressHarness, tls_backends: TLSBackends, annotations: dict[str, str],
+                               sni: str | None) -> None:
+    https_backend(hr, "bp-sni.test", tls_backends.server, {"proxy-ssl-secret": "default/backend-ca", **annotations},
+                  ca_secret("backend-ca", tls_backends.ca))
+    tls_backends.server.sni_names.clear()
+    expect(hr.get("bp-sni.test"), "tls")
+    assert set(tls_backends.server.sni_names) == {sni}
+
+
+@pytest.mark.parametrize(("protocols", "want"), [("TLSv1.2", 502), ("TLSv1.2 TLSv1.3", "tls13")])
+def test_proxy_ssl_protocols(hr: IngressHarness, tls_backends: TLSBackends, protocols: str, want: object) -> None:
+    https_backend(hr, "bp-proto.test", tls_backends.tls13, {"proxy-ssl-secret": "default/backend-ca",
+                                                            "proxy-ssl-protocols": protocols},
+                  ca_secret("backend-ca", tls_backends.ca))
+    expect(hr.get("bp-proto.test"), want)
 
 
 def test_proxy_ssl_host_name_is_the_request_host_by_default(hr: IngressHarness, tls_backends: TLSBackends) -> None:
@@ -598,6 +634,14 @@ def test_mirror_target_service_receives_a_copy(h: IngressHarness, pool: dict[str
     assert copy.headers["x-mark"] == "m1" and copy.headers["x-forwarded-for"] == ADDR
     # ingress-nginx's default Host for the copy: the target's host.
     assert copy.headers["host"] == "svc-mirror.default.svc.cluster.local"
+    assert copy.headers["x-forwarded-proto"] == "http"
+
+
+def test_mirror_of_https_requests(h: IngressHarness, pool: dict[str, Backend]) -> None:
+    tls_ingress(h, "mirror", "mirror-tls.test", annotations={"mirror-target": "http://svc-mirror$request_uri"})
+    expect(h.get("mirror-tls.test", "/copy-5", https=True), "a")
+    (copy,) = copies(pool["m"], "/copy-5")
+    assert (copy.headers["host"], copy.headers["x-forwarded-proto"]) == ("svc-mirror", "https")
 
 
 def test_mirror_host_and_request_body_off(h: IngressHarness, pool: dict[str, Backend]) -> None:

@@ -70,11 +70,17 @@ def server_context(pem: Pem, tmp: Path, client_ca: Pem | None = None) -> ssl.SSL
 
 
 class TLSEchoServer(EchoServer):
-    """The echo backend behind TLS (the handshake runs in the handler's thread, on its first read)."""
+    """The echo backend behind TLS (the handshake runs in the handler's thread, on its first read). It records
+    the SNI name of every handshake (None without SNI) in ``sni_names``."""
 
     def __init__(self, name: str, context: ssl.SSLContext):
         super().__init__(name)
         self.context = context
+        self.sni_names: list[str | None] = []
+        context.sni_callback = self._record_sni
+
+    def _record_sni(self, sock: ssl.SSLObject, name: str | None, context: ssl.SSLContext) -> None:
+        self.sni_names.append(name)
 
     def get_request(self) -> tuple[socket.socket, Any]:
         sock, addr = self.socket.accept()
