@@ -544,12 +544,15 @@ class SourceIPAccess:
 
 @dataclass(frozen=True)
 class RequestMirror:
-    """Send a copy of ``percent`` % of requests to ``backend_group``; its answers are discarded.
+    """Send a copy of ``percent`` % of requests to ``backend_group``; its answers are discarded. The copy carries
+    ``hostname`` as its Host (None: the request's) and the request body unless ``body`` is false.
     JSON ``"type": "request-mirror"``."""
 
     TYPE: ClassVar[str] = "request-mirror"
     backend_group: str
     percent: int = 100
+    hostname: str | None = None
+    body: bool = True
 
 
 @dataclass(frozen=True)
@@ -976,13 +979,15 @@ class ForwardedHeaders:
 @dataclass(frozen=True)
 class Settings:
     """Instance-wide knobs. ``max_worker_connections``: nginx ``worker_connections``; ``worker_processes``:
-    None = one per CPU; ``allow_raw_snippets``: the administrator allowed ``RawSnippet`` / ``Waf.raw_rules``."""
+    None = one per CPU; ``allow_raw_snippets``: the administrator allowed ``RawSnippet`` / ``Waf.raw_rules``;
+    ``access_log``: the data plane writes one access-log line per request."""
 
     max_worker_connections: int = 16384
     worker_processes: int | None = None
     keepalive: Keepalive = Keepalive()
     forwarded: ForwardedHeaders = ForwardedHeaders()
     allow_raw_snippets: bool = False
+    access_log: bool = True
 
 
 # ---------------------------------------------------------------------------------------------------------------

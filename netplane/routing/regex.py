@@ -13,6 +13,7 @@ import warnings
 
 # Inline flags Python knows that PCRE does not (PCRE fails to compile them, or has none of their meaning).
 _PYTHON_ONLY_FLAGS = frozenset("aLu")
+_PCRE_MAX_REPEAT = 65535
 
 
 def _scan(pattern: str) -> list[str]:
@@ -44,6 +45,10 @@ def _scan(pattern: str) -> list[str]:
             continue
         if c == "{" and re.match(r"\{,\d+\}", pattern[i:]):
             problems.append("'{,n}' is a quantifier in Python but literal text in PCRE; write '{0,n}'")
+        counts = re.match(r"\{(\d+)(?:,(\d*))?\}", pattern[i:]) if c == "{" else None
+        if counts and any(int(n) > _PCRE_MAX_REPEAT for n in counts.groups() if n):
+            # Python takes any count; PCRE fails to compile, so the data plane would refuse the whole host.
+            problems.append(f"repetition counts above {_PCRE_MAX_REPEAT} are not supported by PCRE")
         if c == "(" and pattern[i + 1: i + 2] == "?":
             flags = re.match(r"\(\?([a-zA-Z]+)[:)-]", pattern[i:])
             if flags and set(flags.group(1)) & _PYTHON_ONLY_FLAGS:

@@ -273,6 +273,8 @@ class _Checker:
                 self.group_ref(where, f"{at}.backend_group", f.backend_group)
                 if not 0 <= f.percent <= 100:
                     self.add(where, f"{at}.percent: must be between 0 and 100")
+                if f.hostname is not None and not is_hostname(f.hostname, wildcard=False):
+                    self.add(where, f"{at}.hostname: {f.hostname!r} is not a valid hostname")
             elif isinstance(f, RawSnippet):
                 if not self.config.settings.allow_raw_snippets:
                     self.add(where, f"{at}: raw snippets are not allowed on this instance")

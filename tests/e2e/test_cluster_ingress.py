@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.certificates import self_signed
 from tests.conftest import ROOT, kubectl_binaries
 from tests.e2e.clusters import NETPLANE, Cluster, running_cluster, running_pods, wait_until
 
@@ -59,7 +60,12 @@ def request(cluster: Cluster, host: str, path: str = "/") -> tuple[int, dict[str
                           capture_output=True, text=True, cwd=ROOT, timeout=30)
     if done.returncode != 0:
         return 0, {}, done.stderr
-    head, _, body = done.stdout.replace("\r\n", "\n").partition("\n\n")
+    return parse_answer(done.stdout)
+
+
+def parse_answer(text: str) -> tuple[int, dict[str, str], str]:
+    """(status, headers with lower-case names, body) of `curl -i` output."""
+    head, _, body = text.replace("\r\n", "\n").partition("\n\n")
     lines = head.splitlines()
     headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
     return int(lines[0].split()[1]), headers, body
@@ -156,7 +162,8 @@ def test_request_level_routing(cluster: Cluster, instance: None, tmp_path: Path)
     apply(cluster, tmp_path,
           ingress("exact", {SNIPPET: 'more_set_headers "X-Route: exact";'}, [("/x", "Exact")]),
           ingress("prefix", {SNIPPET: 'more_set_headers "X-Route: prefix";',
-                             "nginx.ingress.kubernetes.io/enable-cors": "true"}, [("/x", "Prefix")]),
+                             "nginx.ingress.kubernetes.io/enable-cors": "true",
+                             "nginx.ingress.kubernetes.io/proxy-body-size": "8m"}, [("/x", "Prefix")]),
           ingress("rewrite", {"nginx.ingress.kubernetes.io/use-regex": "true",
                               "nginx.ingress.kubernetes.io/rewrite-target": "/v2/$2"},
                   [("/api(/|$)(.*)", "ImplementationSpecific")]))
@@ -164,6 +171,7 @@ def test_request_level_routing(cluster: Cluster, instance: None, tmp_path: Path)
     assert exact["response_headers"]["x-route"] == "exact" and exact["path"] == "/x", exact
     prefix = echoed(cluster, "cases.local", "/x/y")
     assert prefix is not None and prefix["response_headers"]["x-route"] == "prefix" and prefix["path"] == "/x/y", prefix
+    assert prefix["response_headers"]["access-control-allow-origin"] == "*", prefix  # enable-cors, enforced
     status, _, _ = request(cluster, "cases.local", "/xy")  # element-wise Prefix: /xy is not under /x
     assert status == 404
     rewritten = echoed(cluster, "cases.local", "/api/items/7?q=1")
@@ -173,11 +181,11 @@ def test_request_level_routing(cluster: Cluster, instance: None, tmp_path: Path)
     status, headers, _ = request(cluster, "unknown.local")
     assert status == 404 and headers.get("x-netplane-reason") == "no-route", headers
 
-    def cors_event() -> str | None:
+    def body_size_event() -> str | None:
         out = cluster.kubectl("-n", "k-1", "get", "events", "--field-selector", "involvedObject.name=prefix").stdout
-        return out if "NotEnforced" in out and "enable-cors" in out else None
+        return out if "NotEnforced" in out and "proxy-body-size" in out else None
 
-    wait_until("an event saying CORS is not enforced yet", cors_event, timeout=20)
+    wait_until("an event saying proxy-body-size is not enforced yet", body_size_event, timeout=20)
 
 
 def test_endpoint_changes_need_no_reload(cluster: Cluster, instance: None) -> None:
@@ -192,6 +200,75 @@ def test_endpoint_changes_need_no_reload(cluster: Cluster, instance: None) -> No
 
     wait_until("both echo pods answering through the Ingress", both_answer, timeout=30)
     assert metric(cluster, "nginx_ingress_controller_success") == reloads
+
+
+def test_https_with_certificates_chosen_by_sni(cluster: Cluster, instance: None, tmp_path: Path) -> None:
+    """TLS hosts served with their own Secret's certificate (SNI), plain HTTP redirected to HTTPS with 308."""
+    for host in ("secure.local", "other.local"):
+        cert, key = self_signed(host)
+        (tmp_path / f"{host}.crt").write_text(cert)
+        (tmp_path / f"{host}.key").write_text(key)
+        cluster.kubectl("-n", "k-1", "create", "secret", "tls", host, "--cert", str(tmp_path / f"{host}.crt"),
+                        "--key", str(tmp_path / f"{host}.key"))
+    backend = {"service": {"name": "nginx-service", "port": {"name": "http"}}}
+    apply(cluster, tmp_path, {
+        "apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "secure", "namespace": "k-1"},
+        "spec": {"ingressClassName": "nginx",
+                 "tls": [{"hosts": [host], "secretName": host} for host in ("secure.local", "other.local")],
+                 "rules": [{"host": host, "http": {"paths": [{"path": "/", "pathType": "Prefix",
+                                                              "backend": backend}]}}
+                           for host in ("secure.local", "other.local")]}})
+
+    def https(host: str) -> tuple[dict[str, str], dict[str, Any]] | None:
+        done = subprocess.run([*NETPLANE, "external", "--data-dir", str(cluster.data_dir), "--", "curl", "-sS", "-i",
+                               "-m", "3", "--cacert", str(tmp_path / f"{host}.crt"), "--resolve",
+                               f"{host}:{HTTPS_NODE_PORT}:{NODE_IP}", f"https://{host}:{HTTPS_NODE_PORT}/tls?a=1"],
+                              capture_output=True, text=True, cwd=ROOT, timeout=30)
+        if done.returncode != 0:
+            return None
+        _, headers, body = parse_answer(done.stdout)
+        return headers, json.loads(body)
+
+    # curl verifies the chain against each host's own self-signed certificate: only the Secret of that
+    # name can satisfy it, so a pass means the engine picked the certificate by SNI.
+    headers, answer = wait_until("secure.local over HTTPS", lambda: https("secure.local"), timeout=30)
+    assert answer["host"] == f"secure.local:{HTTPS_NODE_PORT}" and answer["path"] == "/tls?a=1", answer
+    # ingress-nginx's default HSTS (ConfigMap hsts: true), on HTTPS answers only.
+    assert headers["strict-transport-security"] == "max-age=31536000; includeSubDomains", headers
+    other = https("other.local")
+    assert other is not None and other[1]["host"] == f"other.local:{HTTPS_NODE_PORT}"
+    status, headers, _ = request(cluster, "secure.local", "/page?x=1")
+    assert status == 308 and headers["location"] == "https://secure.local/page?x=1", headers
+    assert "strict-transport-security" not in headers
+
+
+def test_a_host_network_instance_beside_the_first(cluster: Cluster, instance: None, tmp_path: Path) -> None:
+    """A second instance of its own class listens on node2's own address (host network); each instance serves
+    only the Ingresses of its class."""
+    cluster.kubectl("label", "node", "node2", "edge=yes")
+    apply(cluster, tmp_path, {
+        "apiVersion": "ingress-nginx.alauda.io/v1", "kind": "IngressNginx",
+        "metadata": {"name": "edge", "namespace": OPERATOR_NS},
+        "spec": {"controller": {"hostNetwork": True, "nodeSelector": {"edge": "yes"},
+                                "service": {"type": "ClusterIP"},
+                                "ingressClassResource": {"name": "edge", "controllerValue": "netplane.io/edge"}}}}, {
+        "apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "edge", "namespace": "k-1"},
+        "spec": {"ingressClassName": "edge", "rules": [{"host": "edge.local", "http": {"paths": [
+            {"path": "/", "pathType": "Prefix",
+             "backend": {"service": {"name": "nginx-service", "port": {"number": 80}}}}]}}]}})
+    node2 = next(a["address"] for n in cluster.json("get", "nodes")["items"] if n["metadata"]["name"] == "node2"
+                 for a in n["status"]["addresses"] if a["type"] == "InternalIP")
+
+    def through_node2() -> dict[str, Any] | None:
+        done = subprocess.run([*NETPLANE, "external", "--data-dir", str(cluster.data_dir), "--", "curl", "-sS",
+                               "-m", "3", "-H", "Host: edge.local", f"http://{node2}/hello"],
+                              capture_output=True, text=True, cwd=ROOT, timeout=30)
+        return json.loads(done.stdout) if done.returncode == 0 and done.stdout.startswith("{") else None
+
+    answer = wait_until("edge.local on node2's port 80", through_node2, timeout=90)
+    assert answer["path"] == "/hello" and answer["pod"].startswith("echo-"), answer
+    # The first instance (class nginx) does not serve the edge class's host.
+    assert request(cluster, "edge.local")[0] == 404
 
 
 def test_deleting_the_ingress_stops_routing(cluster: Cluster, instance: None) -> None:

@@ -10,17 +10,12 @@ from __future__ import annotations
 import datetime as dt
 import http.client
 import http.server
-import ipaddress
-import json
 import os
 import shutil
 import socket
-import ssl
 import stat
 import tempfile
-import threading
 import time
-import urllib.parse
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,128 +28,36 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from netplane.dataplane.gateway import ControlError, Engine, EngineError, InstanceSettings, Listener
-from netplane.dataplane.gateway.config import CONF_FILE, LUA_MODULE, LUA_SOURCE, CheckError, check_lua, check_nginx
+from netplane.dataplane.gateway.config import CONF_FILE, LUA_SOURCE, CheckError, check_lua, check_nginx
+from tests.e2e.gateway_harness import (
+    ADDR,
+    LOOPBACK,
+    EchoServer,
+    call,
+    echo_servers,
+    ep,
+    free_port,
+    needs_engine,
+    port_of,
+    prefix,
+    running_engine,
+    to,
+    unverified_context,
+)
 
-pytestmark = [
-    pytest.mark.e2e,
-    pytest.mark.skipif(shutil.which("nginx") is None or not LUA_MODULE.exists() or shutil.which("luajit") is None,
-                       reason="nginx with the lua module and luajit are needed (make setup installs them)"),
-]
-
-ADDR = "127.0.0.1"
-LOOPBACK = ipaddress.ip_address(ADDR)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind((ADDR, 0))
-        return int(s.getsockname()[1])
-
-
-class _Echo(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _EchoServer
-
-    def _answer(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        if length:
-            self.rfile.read(length)
-        query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
-        if "sleep_ms" in query:
-            time.sleep(int(query["sleep_ms"][0]) / 1000)
-        body = json.dumps({"name": self.server.name, "path": self.path, "method": self.command,
-                           "headers": {k.lower(): v for k, v in self.headers.items()}}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("X-Backend", self.server.name)
-        self.end_headers()
-        self.wfile.write(body)
-
-    do_GET = do_POST = do_PUT = _answer
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-class _EchoServer(http.server.ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, name: str):
-        super().__init__((ADDR, 0), _Echo)
-        self.name = name
-        self.port = int(self.server_address[1])
-
-    def handle_error(self, request: object, client_address: object) -> None:
-        # Clients that give up early (the timeout test) are expected here.
-        pass
+pytestmark = [pytest.mark.e2e, needs_engine]
 
 
 @pytest.fixture(scope="module")
-def backends() -> Iterator[dict[str, _EchoServer]]:
-    servers = {name: _EchoServer(name) for name in ("a", "b", "c")}
-    threads = [threading.Thread(target=s.serve_forever, daemon=True) for s in servers.values()]
-    for t in threads:
-        t.start()
-    yield servers
-    for s in servers.values():
-        s.shutdown()
-        s.server_close()
+def backends() -> Iterator[dict[str, EchoServer]]:
+    with echo_servers("a", "b", "c") as servers:
+        yield servers
 
 
 @pytest.fixture(scope="module")
 def gateway() -> Iterator[Engine]:
-    prefix = Path(tempfile.mkdtemp(prefix="np-gw-test-", dir="/tmp"))
-    engine = Engine(InstanceSettings(prefix, worker_processes=2), [Listener(free_port(), LOOPBACK)])
-    engine.start()
-    try:
+    with running_engine([Listener(free_port(), LOOPBACK)]) as engine:
         yield engine
-    finally:
-        engine.stop()
-        shutil.rmtree(prefix, ignore_errors=True)
-
-
-def port_of(engine: Engine) -> int:
-    return engine.listeners[0].port
-
-
-def ep(server: _EchoServer, weight: int = 1) -> dict[str, Any]:
-    return {"address": ADDR, "port": server.port, "weight": weight}
-
-
-def to(*names: str, policy: dict[str, Any] | None = None) -> dict[str, Any]:
-    group: dict[str, Any] = {"backends": [{"name": n} for n in names]}
-    if policy:
-        group["policy"] = policy
-    return group
-
-
-def prefix(value: str) -> dict[str, Any]:
-    return {"path": {"type": "prefix", "value": value}}
-
-
-class Answer:
-    def __init__(self, status: int, headers: http.client.HTTPMessage, body: bytes):
-        self.status, self.headers, self.body = status, headers, body
-
-    @property
-    def json(self) -> dict[str, Any]:
-        return dict(json.loads(self.body))
-
-    @property
-    def name(self) -> str | None:
-        return self.headers.get("X-Backend")
-
-
-def call(engine: Engine, host: str, path: str = "/", method: str = "GET", headers: dict[str, str] | None = None,
-         port: int | None = None) -> Answer:
-    conn = http.client.HTTPConnection(ADDR, port or port_of(engine), timeout=10)
-    try:
-        conn.request(method, path, headers={"Host": host, **(headers or {})})
-        resp = conn.getresponse()
-        return Answer(resp.status, resp.headers, resp.read())
-    finally:
-        conn.close()
 
 
 def pids(engine: Engine) -> tuple[int | None, list[int]]:
@@ -168,7 +71,7 @@ def test_control_socket_is_private(gateway: Engine) -> None:
     assert "listen unix:" in (gateway.prefix / CONF_FILE).read_text()
 
 
-def test_routing_by_host_path_method_headers_query_cookies(gateway: Engine, backends: dict[str, _EchoServer]) -> None:
+def test_routing_by_host_path_method_headers_query_cookies(gateway: Engine, backends: dict[str, EchoServer]) -> None:
     for name in "abc":
         gateway.put_backend(f"route-{name}", [ep(backends[name])])
     gateway.put_vhost("routing", {"ports": [port_of(gateway)], "hostnames": ["one.test", "*.wild.test"], "routes": [
@@ -205,7 +108,7 @@ def test_routing_by_host_path_method_headers_query_cookies(gateway: Engine, back
 
 
 def test_alternatives_character_prefixes_condition_operators_and_one_label_wildcards(
-        gateway: Engine, backends: dict[str, _EchoServer]) -> None:
+        gateway: Engine, backends: dict[str, EchoServer]) -> None:
     gateway.put_backend("more-a", [ep(backends["a"])])
     gateway.put_backend("more-b", [ep(backends["b"])])
     gateway.put_vhost("more", {"ports": [port_of(gateway)], "hostnames": ["*.one.deep.test"], "wildcard": "one-label",
@@ -236,7 +139,7 @@ def test_alternatives_character_prefixes_condition_operators_and_one_label_wildc
     assert call(gateway, "b.a.one.deep.test", "/x").status == 404
 
 
-def test_precedence_is_the_order_given(gateway: Engine, backends: dict[str, _EchoServer]) -> None:
+def test_precedence_is_the_order_given(gateway: Engine, backends: dict[str, EchoServer]) -> None:
     gateway.put_backend("order-a", [ep(backends["a"])])
     gateway.put_backend("order-b", [ep(backends["b"])])
     broad = {"id": "broad", "match": prefix("/p"), "backend": to("order-a")}
@@ -249,7 +152,7 @@ def test_precedence_is_the_order_given(gateway: Engine, backends: dict[str, _Ech
     assert call(gateway, "order.test", "/p/y").name == "a"
 
 
-def test_weighted_split(gateway: Engine, backends: dict[str, _EchoServer]) -> None:
+def test_weighted_split(gateway: Engine, backends: dict[str, EchoServer]) -> None:
     gateway.put_backend("split-main", [ep(backends["a"])])
     gateway.put_backend("split-canary", [ep(backends["b"]), ep(backends["c"], weight=3)])
     group = {"backends": [{"name": "split-main", "weight": 80}, {"name": "split-canary", "weight": 20}]}
@@ -261,7 +164,7 @@ def test_weighted_split(gateway: Engine, backends: dict[str, _EchoServer]) -> No
     assert counts["c"] > counts["b"] > 0, counts
 
 
-def test_cookie_affinity_sticks(gateway: Engine, backends: dict[str, _EchoServer]) -> None:
+def test_cookie_affinity_sticks(gateway: Engine, backends: dict[str, EchoServer]) -> None:
     gateway.put_backend("sticky", [ep(backends[n]) for n in "abc"])
     policy = {"type": "cookie", "cookie": {"name": "np-test", "max_age": 600, "same_site": "Lax"}}
     gateway.put_vhost("sticky", {"ports": [port_of(gateway)], "hostnames": ["sticky.test"],
@@ -279,7 +182,7 @@ def test_cookie_affinity_sticks(gateway: Engine, backends: dict[str, _EchoServer
     assert call(gateway, "sticky.test", headers={"Cookie": "np-test=gone"}).headers["Set-Cookie"].startswith("np-test=")
 
 
-def test_hash_policies_are_stable(gateway: Engine, backends: dict[str, _EchoServer]) -> None:
+def test_hash_policies_are_stable(gateway: Engine, backends: dict[str, EchoServer]) -> None:
     gateway.put_backend("hashed", [ep(backends[n]) for n in "abc"])
     by_header = to("hashed", policy={"type": "hash", "source": "header", "name": "X-User"})
     by_ip = to("hashed", policy={"type": "source_ip"})
@@ -301,7 +204,7 @@ def test_hash_policies_are_stable(gateway: Engine, backends: dict[str, _EchoServ
             assert call(gateway, "hash.test", "/user", headers={"X-User": f"u{user}"}).name == name
 
 
-def test_changes_take_effect_without_reload(gateway: Engine, backends: dict[str, _EchoServer]) -> None:
+def test_changes_take_effect_without_reload(gateway: Engine, backends: dict[str, EchoServer]) -> None:
     gateway.put_backend("live", [ep(backends["a"])])
     route = {"id": "one", "match": prefix("/one"), "backend": to("live")}
     doc = {"ports": [port_of(gateway)], "hostnames": ["live.test"], "routes": [route]}
@@ -324,7 +227,7 @@ def test_changes_take_effect_without_reload(gateway: Engine, backends: dict[str,
 
 
 def test_broken_pushes_are_refused_and_the_old_config_keeps_serving(gateway: Engine,
-                                                                    backends: dict[str, _EchoServer]) -> None:
+                                                                    backends: dict[str, EchoServer]) -> None:
     gateway.put_backend("keep", [ep(backends["a"])])
     good = {"ports": [port_of(gateway)], "hostnames": ["keep.test"],
             "routes": [{"id": "r", "match": prefix("/"), "backend": to("keep")}]}
@@ -355,7 +258,7 @@ def test_broken_pushes_are_refused_and_the_old_config_keeps_serving(gateway: Eng
     assert gateway.get("vhosts", "keep") == good
 
 
-def test_default_answers_carry_a_reason(gateway: Engine, backends: dict[str, _EchoServer]) -> None:
+def test_default_answers_carry_a_reason(gateway: Engine, backends: dict[str, EchoServer]) -> None:
     gateway.put_backend("empty", [])
     gateway.put_vhost("reasons", {"ports": [port_of(gateway)], "hostnames": ["reasons.test"], "routes": [
         {"id": "empty", "match": prefix("/empty"), "backend": to("empty")},
@@ -370,7 +273,7 @@ def test_default_answers_carry_a_reason(gateway: Engine, backends: dict[str, _Ec
         assert (answer.status, answer.headers["X-Netplane-Reason"]) == (404, "no-route")
 
 
-def test_filters(gateway: Engine, backends: dict[str, _EchoServer]) -> None:
+def test_filters(gateway: Engine, backends: dict[str, EchoServer]) -> None:
     gateway.put_backend("filters", [ep(backends["a"])])
     headers = {"type": "request_headers", "set": [{"name": "X-Set", "value": "s"}],
                "add": [{"name": "X-Add", "value": "two"}], "remove": ["X-Drop"]}
@@ -404,7 +307,7 @@ def test_filters(gateway: Engine, backends: dict[str, _EchoServer]) -> None:
     assert (elsewhere.status, elsewhere.headers["Location"]) == (302, "http://elsewhere.test:8080/here/x")
 
 
-def test_retries_and_timeouts(gateway: Engine, backends: dict[str, _EchoServer]) -> None:
+def test_retries_and_timeouts(gateway: Engine, backends: dict[str, EchoServer]) -> None:
     dead = free_port()  # nothing listens there
     gateway.put_backend("flaky", [{"address": ADDR, "port": dead}, ep(backends["b"])])
     gateway.put_backend("slow", [ep(backends["c"])])
@@ -436,9 +339,7 @@ def _self_signed(host: str) -> tuple[str, str]:
 
 
 def _served_certificate(port: int, sni: str) -> tuple[str, int, bytes]:
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
+    context = unverified_context()
     conn = http.client.HTTPSConnection(ADDR, port, timeout=10, context=context)
     try:
         conn.connect()
@@ -462,7 +363,7 @@ def _served_certificate(port: int, sni: str) -> tuple[str, int, bytes]:
 
 
 def test_listener_change_reloads_after_checks_and_certificates_follow_sni(
-        gateway: Engine, backends: dict[str, _EchoServer]) -> None:
+        gateway: Engine, backends: dict[str, EchoServer]) -> None:
     plain, tls_port = port_of(gateway), free_port()
     gateway.put_backend("tls", [ep(backends["a"])])
     gateway.put_vhost("tls", {"ports": [plain, tls_port], "hostnames": ["secure.test"],
@@ -494,7 +395,7 @@ def test_listener_change_reloads_after_checks_and_certificates_follow_sni(
     assert call(gateway, "secure.test", "/", port=plain).name == "a"
 
 
-def test_restart_repushes_the_accepted_state(backends: dict[str, _EchoServer]) -> None:
+def test_restart_repushes_the_accepted_state(backends: dict[str, EchoServer]) -> None:
     prefix_dir = Path(tempfile.mkdtemp(prefix="np-gw-test-", dir="/tmp"))
     engine = Engine(InstanceSettings(prefix_dir), [Listener(free_port(), LOOPBACK)])
     try:

@@ -21,10 +21,10 @@ from netplane.dataplane.gateway.observability import ACCESS_LOG_FILE, AccessLog
 from netplane.dataplane.ingress.instance import engine_metrics_text
 from netplane.dataplane.ingress.metrics import InstanceMetrics
 from tests.e2e import test_gateway_engine as engine_tests
-from tests.e2e.test_gateway_engine import (
+from tests.e2e.gateway_harness import (
     ADDR,
     LOOPBACK,
-    _EchoServer,
+    EchoServer,
     call,
     ep,
     free_port,
@@ -83,7 +83,7 @@ def log_lines(engine: Engine) -> list[dict[str, Any]]:
 SHOP_LABELS = {"namespace": "default", "ingress": "shop", "service": "shop-svc", "path": "/shop"}
 
 
-def shop(engine: Engine, backends: dict[str, _EchoServer], host: str, **route: Any) -> None:
+def shop(engine: Engine, backends: dict[str, EchoServer], host: str, **route: Any) -> None:
     engine.put_backend(f"{host}-be", [ep(backends["a"])])
     engine.put_vhost(host, {"ports": [port_of(engine)], "hostnames": [host], "routes": [
         {"id": f"ingress/default/shop/0/0@{host}", "match": prefix("/shop"), "backend": to(f"{host}-be"),
@@ -94,7 +94,7 @@ def shop(engine: Engine, backends: dict[str, _EchoServer], host: str, **route: A
 
 
 def test_requests_are_counted_per_route_and_status_with_histograms(gateway: Engine,
-                                                                   backends: dict[str, _EchoServer]) -> None:
+                                                                   backends: dict[str, EchoServer]) -> None:
     host = "count.obs.test"
     shop(gateway, backends, host)
     labels = {**SHOP_LABELS, "host": host, "method": "GET", "status": "200", "controller_class": "nginx"}
@@ -135,7 +135,7 @@ def test_requests_are_counted_per_route_and_status_with_histograms(gateway: Engi
     assert value(after, "nginx_ingress_controller_response_duration_seconds_count", **fixed) == 0
 
 
-def test_latency_lands_in_the_right_buckets(gateway: Engine, backends: dict[str, _EchoServer]) -> None:
+def test_latency_lands_in_the_right_buckets(gateway: Engine, backends: dict[str, EchoServer]) -> None:
     host = "slow.obs.test"
     shop(gateway, backends, host)
     labels = {"host": host, "status": "200"}
@@ -162,7 +162,7 @@ def test_requests_without_a_route_are_counted_with_empty_labels(gateway: Engine)
     assert counted(gateway, "netplane_gateway_requests_total", route="", status="404") >= 3
 
 
-def test_hosts_per_route_are_bounded_and_nothing_is_lost(gateway: Engine, backends: dict[str, _EchoServer]) -> None:
+def test_hosts_per_route_are_bounded_and_nothing_is_lost(gateway: Engine, backends: dict[str, EchoServer]) -> None:
     gateway.put_backend("many-be", [ep(backends["b"])])
     gateway.put_vhost("many", {"ports": [port_of(gateway)], "hostnames": ["*"], "routes": [
         {"id": "many", "match": prefix("/many"), "backend": to("many-be")}]})
@@ -181,7 +181,7 @@ def test_hosts_per_route_are_bounded_and_nothing_is_lost(gateway: Engine, backen
         gateway.delete("vhosts", "many")
 
 
-def test_one_json_log_line_per_request_names_the_route(gateway: Engine, backends: dict[str, _EchoServer]) -> None:
+def test_one_json_log_line_per_request_names_the_route(gateway: Engine, backends: dict[str, EchoServer]) -> None:
     host = "log.obs.test"
     shop(gateway, backends, host, retries=1)  # a route with retries continues in @np_full
     marker = f"m{time.monotonic_ns()}"
@@ -210,7 +210,35 @@ def test_one_json_log_line_per_request_names_the_route(gateway: Engine, backends
     assert (lost["status"], lost["route"], lost["namespace"], lost["host"]) == (404, "", "", "nobody.obs.test")
 
 
-def test_bad_labels_are_refused_naming_the_field(gateway: Engine, backends: dict[str, _EchoServer]) -> None:
+@pytest.mark.parametrize(("kind", "route"), [
+    ("full", {"retries": 1}),  # continues in @np_full
+    ("conn", {"filters": [{"type": "rate_limit", "zone": "obs-conn", "connections": 5}]}),  # in @np_conn
+    ("canary", {"backend": {**to("hand-be"), "canaries": [{**to("hand-canary-be"), "header": "X-Canary",
+                                                           "label": "default-shop-canary-80"}]}}),
+])
+def test_requests_handed_to_a_named_location_are_counted_and_logged_once(
+        gateway: Engine, backends: dict[str, EchoServer], kind: str, route: dict[str, Any]) -> None:
+    # @np_conn has a log phase of its own (it gives the connection slot back); the others inherit the server's.
+    host = f"hand-{kind}.obs.test"
+    gateway.put_backend("hand-be", [ep(backends["a"])])
+    gateway.put_backend("hand-canary-be", [ep(backends["b"])])
+    shop(gateway, backends, host, **route)
+    canary = "default-shop-canary-80" if kind == "canary" else ""
+    marker = f"m{time.monotonic_ns()}"
+    for _ in range(3):
+        reply = call(gateway, host, f"/shop/{marker}", headers={"X-Canary": "always"})
+        assert (reply.status, reply.name) == (200, "b" if canary else "a")
+    labels = {**SHOP_LABELS, "host": host, "canary": canary}
+    assert _until(lambda: counted(gateway, "nginx_ingress_controller_requests", **labels),
+                  lambda n: n >= 3) == 3
+    time.sleep(1.5)  # a second flush: nothing counted twice
+    assert counted(gateway, "nginx_ingress_controller_requests", host=host) == 3
+    lines = [line for line in _until(lambda: log_lines(gateway), lambda ls: sum(marker in x["uri"] for x in ls) >= 3)
+             if marker in line["uri"]]
+    assert [(line["status"], line["service"], line["canary"]) for line in lines] == [(200, "shop-svc", canary)] * 3
+
+
+def test_bad_labels_are_refused_naming_the_field(gateway: Engine, backends: dict[str, EchoServer]) -> None:
     host = "labels.obs.test"
     shop(gateway, backends, host)
     for labels, field in (({"service": "a\tb"}, "labels.service"), ({"color": "red"}, "labels.color"),
@@ -222,7 +250,7 @@ def test_bad_labels_are_refused_naming_the_field(gateway: Engine, backends: dict
     assert call(gateway, host, "/shop").status == 200
 
 
-def test_counts_survive_a_reload(gateway: Engine, backends: dict[str, _EchoServer]) -> None:
+def test_counts_survive_a_reload(gateway: Engine, backends: dict[str, EchoServer]) -> None:
     host = "reload.obs.test"
     shop(gateway, backends, host)
     labels = {"host": host, "status": "200"}
@@ -247,7 +275,7 @@ def test_counts_survive_a_reload(gateway: Engine, backends: dict[str, _EchoServe
         gateway.set_listeners([lst for lst in gateway.listeners if lst != extra])
 
 
-def test_the_instance_programs_metrics_contain_the_engines(gateway: Engine, backends: dict[str, _EchoServer]) -> None:
+def test_the_instance_programs_metrics_contain_the_engines(gateway: Engine, backends: dict[str, EchoServer]) -> None:
     host = "instance.obs.test"
     shop(gateway, backends, host)
     assert call(gateway, host, "/shop").status == 200
@@ -263,7 +291,7 @@ def test_the_instance_programs_metrics_contain_the_engines(gateway: Engine, back
 
 
 
-def test_stdout_access_log_reaches_the_engines_stdout(backends: dict[str, _EchoServer],
+def test_stdout_access_log_reaches_the_engines_stdout(backends: dict[str, EchoServer],
                                                      tmp_path_factory: pytest.TempPathFactory,
                                                      capfd: pytest.CaptureFixture[str]) -> None:
     # What the IngressNginx instance program uses: nginx writes to the program's stdout, the pod's log.

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from netplane.dataplane.gateway.config import ConfigError, InstanceSettings, Listener, render_nginx_conf
+from netplane.dataplane.gateway.config import ConfigError, InstanceSettings, Listener, WafProfile, render_nginx_conf
 from netplane.dataplane.gateway.metrics import (
     CellKey,
     EngineMetrics,
@@ -20,12 +20,15 @@ from netplane.dataplane.gateway.metrics import (
     render,
 )
 from netplane.dataplane.gateway.observability import LOG_FIELDS, AccessLog, http_lines, server_lines
+from netplane.dataplane.ingress.instance import engine_settings
 from netplane.dataplane.ingress.metrics import InstanceMetrics
+from netplane.routing.ingress.settings import parse_settings
+from netplane.routing.ingress.translate import IngressInputs, translate
 
 pytestmark = pytest.mark.unit
 
-SHOP = "default\tshop\tshop-svc\t/api\tingress/default/shop/0/0"
-NONE = "\t\t\t\t"
+SHOP = "default\tshop\tshop-svc\t/api\t\tingress/default/shop/0/0"
+NONE = "\t\t\t\t\t"
 
 
 def dump(*cells: tuple[str, str, str, str, str, float]) -> str:
@@ -49,7 +52,7 @@ def test_dump_lines_become_cells_with_route_labels() -> None:
         (SHOP, "shop.test", "GET", "200", "request_duration_seconds:+Inf", 1),
         (SHOP, "shop.test", "GET", "200", "request_duration_seconds:sum", 12.5),
         (NONE, "", "GET", "404", "requests", 1),
-        ("a\tb\tc\td\tid\twith\ttabs", "h", "GET", "200", "requests", 1),
+        ("a\tb\tc\td\t\tid\twith\ttabs", "h", "GET", "200", "requests", 1),
     ) + "lua_memory_bytes\t4242\t1000\nsomething new\tx\n")
     assert found.generation == 12
     assert found.lua_memory == {4242: 1000.0}
@@ -86,7 +89,7 @@ def test_histograms_are_cumulative_with_every_default_bucket() -> None:
 
 
 def test_requests_carry_ingress_nginx_labels_and_cells_differing_only_by_route_are_summed() -> None:
-    other = "default\tshop\tshop-svc\t/api\tingress/default/shop/0/1"
+    other = "default\tshop\tshop-svc\t/api\t\tingress/default/shop/0/1"
     found = parse_dump(dump(
         (SHOP, "shop.test", "GET", "200", "requests", 3),
         (other, "shop.test", "GET", "200", "requests", 2),
@@ -108,8 +111,17 @@ def test_requests_carry_ingress_nginx_labels_and_cells_differing_only_by_route_a
     assert families(text)["netplane_gateway_config_generation"][0][1] == 12
 
 
+def test_a_canarys_requests_carry_its_label_beside_the_routes() -> None:
+    canary = "default\tshop\tshop-svc\t/api\tdefault-shop-canary-80\tingress/default/shop/0/0"
+    text = render(parse_dump(dump((SHOP, "shop.test", "GET", "200", "requests", 3),
+                                  (canary, "shop.test", "GET", "200", "requests", 2))))
+    found = {(labels["canary"], labels["service"]): v for labels, v, _ in
+             families(text)["nginx_ingress_controller_requests"]}
+    assert found == {("", "shop-svc"): 3, ("default-shop-canary-80", "shop-svc"): 2}
+
+
 def test_label_values_are_escaped() -> None:
-    route = 'ns\ting\tsvc\t/a"b\\c\tid'
+    route = 'ns\ting\tsvc\t/a"b\\c\t\tid'
     text = render(parse_dump(dump((route, "h", "GET", "200", "requests", 1))))
     labels = families(text)["nginx_ingress_controller_requests"][0][0]
     assert labels["path"] == '/a"b\\c'
@@ -172,7 +184,30 @@ def test_access_log_modes(mode: AccessLog, target: str | None) -> None:
         assert text.count(target) == 2 and "log_format np_json escape=json" in text
     assert "log_by_lua" not in "".join(server_lines(mode, metrics=False))
     unmeasured = render_nginx_conf(InstanceSettings(Path("/srv/gw"), access_log=mode, metrics=False), [Listener(80)])
-    assert "log_by_lua" not in unmeasured and "np_metrics.init_worker()" in unmeasured
+    assert "np_metrics.log" not in unmeasured and "np_metrics.init_worker()" in unmeasured
+
+
+@pytest.mark.parametrize("metrics", [True, False])
+def test_locations_with_their_own_log_phase_count_the_request_too(metrics: bool) -> None:
+    # A location's log_by_lua replaces the server's: @np_conn and the WAF locations give a connection slot back
+    # and must count the request as well; every other location inherits the server's.
+    settings = InstanceSettings(Path("/srv/gw"), metrics=metrics)
+    text = render_nginx_conf(settings, [Listener(80)], waf=[WafProfile(), WafProfile(blocking=True)])
+    locations = re.findall(r"^        location (@\w+) \{\n(.*?)^        \}", text, re.M | re.S)
+    own = {name: re.findall(r"log_by_lua_block \{ (.*) \}", body) for name, body in locations}
+    assert {name for name, calls in own.items() if calls} == {"@np_conn", "@np_waf_block", "@np_waf_detect"}
+    assert {tuple(calls) for calls in own.values() if calls} == {
+        ("np_router.log() np_metrics.log()" if metrics else "np_router.log()",)}
+    server = text[text.index("listen 80;"):text.index("location / {")]
+    assert ("log_by_lua_block { np_metrics.log() }" in server) == metrics
+
+
+def test_the_instance_logs_to_its_stdout_unless_disable_access_log() -> None:
+    def mode(config: dict[str, str]) -> AccessLog:
+        settings = translate(IngressInputs(), parse_settings(config).settings).config.settings
+        return engine_settings(Path("/srv/gw"), settings, 1).access_log
+
+    assert (mode({}), mode({"disable-access-log": "true"})) == (AccessLog.STDOUT, AccessLog.OFF)
 
 
 def test_settings_refuse_unknown_access_log_modes() -> None:

@@ -15,6 +15,7 @@ from netplane.routing.ingress.annotations import (
     AffinitySpec,
     AnnotationPolicy,
     CanarySpec,
+    MirrorSpec,
     ParsedAnnotations,
     ProxySSLSpec,
     RateLimitSpec,
@@ -104,6 +105,14 @@ VALID: list[tuple[dict[str, Any], str, Any]] = [
     ({"enable-modsecurity": "true", "enable-owasp-core-rules": "true", "modsecurity-transaction-id": "$request_id"},
      "modsecurity.transaction_id", Template.of(VarKind.REQUEST_ID)),
     ({"enable-modsecurity": "true"}, "modsecurity.enabled", True),
+    # mirror: the Host of the copy is the target's host unless mirror-host says otherwise (ingress-nginx)
+    ({"mirror-target": "http://mirror.default.svc.cluster.local$request_uri"}, "mirror",
+     MirrorSpec("mirror.default.svc.cluster.local", 80, "mirror.default.svc.cluster.local")),
+    ({"mirror-target": "http://Mirror:8080/$request_uri", "mirror-host": "Copy.Example",
+      "mirror-request-body": "off"}, "mirror", MirrorSpec("mirror", 8080, "copy.example", body=False)),
+    ({"mirror-target": "http://10.0.0.9/"}, "mirror", MirrorSpec("10.0.0.9", 80, "10.0.0.9")),
+    ({"mirror-target": "http://[fd00::0:1]:81"}, "mirror", MirrorSpec("fd00::1", 81, "fd00::1")),
+    ({"mirror-request-body": "on", "mirror-target": "http://m"}, "mirror", MirrorSpec("m", 80, "m")),
     ({"enable-owasp-core-rules": "false"}, "modsecurity.owasp_crs", False),
     ({"proxy-ssl-secret": "default/backend-tls", "proxy-ssl-verify": "on", "proxy-ssl-verify-depth": "2",
       "proxy-ssl-name": "Backend.Internal", "proxy-ssl-server-name": "on", "proxy-ssl-protocols": "TLSv1.2 TLSv1.3",
@@ -242,6 +251,24 @@ INVALID: list[tuple[str, Any, str]] = [
     ("allowlist-source-range", "everyone", "'everyone' is not an IP address or CIDR"),
     ("denylist-source-range", "1.2.3.4/40", "'1.2.3.4/40' is not an IP address or CIDR"),
     ("upstream-vhost", "$host", "must be a DNS name"),
+    ("mirror-target", "https://mirror.test$request_uri", "https targets are not supported: copies are sent over "
+                                                         "plain HTTP"),
+    ("mirror-target", "mirror.test", "must be an http URL: http://<service or IP address>[:port][$request_uri]"),
+    ("mirror-target", "http://user@mirror.test", "must be an http URL: http://<service or IP address>[:port]"
+                                                 "[$request_uri]"),
+    ("mirror-target", "http://mirror.test/copy", "may have no path or query of its own: the copy always carries "
+                                                 "the request's URI"),
+    ("mirror-target", "http://mirror.test?a=1", "may have no path or query of its own: the copy always carries the "
+                                                "request's URI"),
+    ("mirror-target", "http://mirror.test$uri", "may use no nginx variable but a final $request_uri (the copy "
+                                                "always carries the request's URI)"),
+    ("mirror-target", "http://mirror.test:99999", "must be an http URL"),
+    ("mirror-target", "http://mir ror.test", "must be a URL without spaces, quotes or backslashes"),
+    ("mirror-target", "http://bad_name.test", "'bad_name.test' is not a Service name or an IP address"),
+    ("mirror-host", "a b", "must be a DNS name"),
+    ("limit-rate", "20000000000000000", "must be at most 2147483647"),  # found by hypothesis: JSON overflow
+    ("cors-max-age", "2147483648", "must be at most 2147483647"),
+    ("mirror-request-body", "false", "must be one of: on, off"),
     ("modsecurity-transaction-id", "$secret", "variable $secret is not allowed (allowed: $binary_remote_addr, "
                                               "$document_uri, $host, $msec, $remote_addr, $req_id, $request_id, "
                                               "$request_method, $request_uri, $scheme, $server_port, $time_iso8601, "
@@ -331,6 +358,8 @@ def test_passthrough_allowed_by_the_instance() -> None:
      f"{field('upstream-hash-by')}: has no effect: cookie affinity takes precedence"),
     ({"affinity": "cookie", "use-regex": "true"},
      f"{field('affinity')}: session-cookie-path should be set when use-regex is on; the cookie path is /"),
+    ({"mirror-host": "copy.test"}, f"{field('mirror-host')}: has no effect without mirror-target"),
+    ({"mirror-request-body": "off"}, f"{field('mirror-request-body')}: has no effect without mirror-target"),
     ({"canary": "true", "canary-by-header": "h", "canary-by-header-value": "v", "canary-by-header-pattern": "p"},
      f"{field('canary-by-header-pattern')}: has no effect: canary-by-header-value takes precedence"),
 ])

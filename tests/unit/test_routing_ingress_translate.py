@@ -4,24 +4,24 @@ redirects, annotations as filters and policies, canaries, passthrough, and robus
 from __future__ import annotations
 
 import base64
-import datetime
-import functools
 import json
 import random
 from typing import Any
 
 import pytest
 import yaml
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from netplane.routing.ingress.annotations import PREFIX, SUPPORTED
+from netplane.routing.ingress.secrets import CertificateMemory
 from netplane.routing.ingress.settings import ControllerSettings
-from netplane.routing.ingress.translate import IngressInputs, IngressTranslation, translate
+from netplane.routing.ingress.translate import (
+    IngressInputs,
+    IngressTranslation,
+    kept_certificate_diagnostics,
+    translate,
+)
 from netplane.routing.ir import (
     Canary,
     ConsistentHash,
@@ -43,11 +43,13 @@ from netplane.routing.ir import (
     RegexRewrite,
     ReplaceFullPath,
     RequestHeaders,
+    RequestMirror,
     RequestRate,
     ResponseHeaders,
     ResponseRateLimit,
     RetryOn,
     RetryPolicy,
+    RoundRobin,
     Route,
     SessionCookie,
     SourceIPAccess,
@@ -63,6 +65,7 @@ from netplane.routing.ir import (
 )
 from netplane.routing.matching import Request, route_request
 from netplane.routing.precedence import OrderingModel, order_routes
+from tests.certificates import self_signed
 
 pytestmark = pytest.mark.unit
 
@@ -123,19 +126,7 @@ def endpoint_slice(service_name: str = "svc", namespace: str = "k-1", port: int 
             "endpoints": endpoints}
 
 
-@functools.cache
-def certificate(*hosts: str) -> tuple[str, str]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now)
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(h) for h in hosts]), critical=False)
-            .sign(key, hashes.SHA256()))
-    return (cert.public_bytes(serialization.Encoding.PEM).decode(),
-            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                              serialization.NoEncryption()).decode())
+certificate = self_signed
 
 
 def tls_secret(name: str, *hosts: str, namespace: str = "k-1", ca: bool = False) -> dict[str, Any]:
@@ -483,7 +474,9 @@ def test_tls_without_a_usable_secret_uses_the_default_certificate() -> None:
     assert listener(result, "https").tls.default_certificate == "ingress-nginx/default-cert"  # type: ignore[union-attr]
     for host in ("demo.local", "wrong.local", "nosecret.local"):
         assert vhost(result, "https", host).certificate is None
-        assert filter_of(only_route(result, "https", host), Hsts) is None  # HSTS needs a configured certificate
+        # HSTS needs a configured certificate, or the default one asked for by a TLS entry without a secret.
+        want_hsts = Hsts(31_536_000, True, False) if host == "nosecret.local" else None
+        assert filter_of(only_route(result, "https", host), Hsts) == want_hsts
         assert isinstance(only_route(result, "http", host).action, Redirect)  # a tls section still redirects
     assert ("warning: Ingress k-1/web: TLS for demo.local: secret k-1/missing not found; the default certificate is "
             "used") in messages(result)
@@ -722,11 +715,35 @@ def test_canary_by_weight_cookie_and_pattern() -> None:
                                             cookie="beta"),)
 
 
+@pytest.mark.parametrize(("main_annotations", "canary_annotations", "want"), [
+    # sticky (the default, read from the canary): the main's affinity cookie, in place of the canary's own
+    ({"affinity": "cookie", "session-cookie-name": "aff"}, {"affinity": "cookie", "session-cookie-name": "own"},
+     CookieAffinity(SessionCookie("aff", path="/"))),
+    ({}, {"affinity": "cookie"}, RoundRobin()),
+    ({}, {"affinity": "cookie", "upstream-hash-by": "$remote_addr"}, ConsistentHash(Template.of(VarKind.SOURCE_IP))),
+    # legacy: the canary balances as its own annotations say
+    ({"affinity": "cookie"}, {"affinity-canary-behavior": "legacy"}, RoundRobin()),
+    ({"affinity": "cookie"}, {"affinity-canary-behavior": "legacy", "affinity": "cookie",
+                              "session-cookie-name": "own"}, CookieAffinity(SessionCookie("own", path="/"))),
+])
+def test_canary_affinity_behaviour_is_the_canarys(main_annotations: dict[str, str],
+                                                  canary_annotations: dict[str, str], want: object) -> None:
+    result = run(ingress(rules=[DEMO_RULE], annotations=main_annotations),
+                 canary(annotations={"canary-weight": "10", **canary_annotations}), services=CANARY_SERVICES, slices=[])
+    route = only_route(result)
+    assert isinstance(route.action, Forward)
+    (c,) = route.action.canaries
+    assert c.sticky is ("affinity-canary-behavior" not in canary_annotations)
+    group = result.config.backend_group(c.backend_group)
+    assert group is not None and group.balancing == want
+    sticky_own_affinity = "affinity" in canary_annotations and c.sticky
+    assert any("affinity on a canary Ingress has no effect" in m for m in messages(result)) is sticky_own_affinity
+
+
 def test_canary_follows_the_main_backend_protocol_and_its_own_balancing() -> None:
-    main = ingress(rules=[DEMO_RULE], annotations={"backend-protocol": "GRPC", "affinity": "cookie",
-                                                   "affinity-canary-behavior": "legacy"})
+    main = ingress(rules=[DEMO_RULE], annotations={"backend-protocol": "GRPC", "affinity": "cookie"})
     alt = canary(annotations={"canary-weight": "10", "upstream-hash-by": "$remote_addr",
-                              "backend-protocol": "HTTPS"})
+                              "backend-protocol": "HTTPS", "affinity-canary-behavior": "legacy"})
     result = run(main, alt, services=CANARY_SERVICES, slices=[])
     route = only_route(result)
     assert isinstance(route.action, Forward)
@@ -826,13 +843,14 @@ def test_instance_settings_reach_the_ir() -> None:
     settings_ = ControllerSettings(max_worker_connections=1024, worker_processes=2, upstream_keepalive_connections=64,
                                    upstream_keepalive_timeout=30, use_forwarded_headers=True,
                                    compute_full_forwarded_for=True, proxy_real_ip_cidr=("10.0.0.0/8",),
-                                   http_port=8080, https_port=8443, bind_address="127.0.0.1")
+                                   disable_access_log=True, http_port=8080, https_port=8443, bind_address="127.0.0.1")
     result = run(ingress(rules=[DEMO_RULE]), settings_=settings_)
     s = result.config.settings
     assert (s.max_worker_connections, s.worker_processes, s.keepalive.connections, s.keepalive.timeout_ms) == (
         1024, 2, 64, 30_000)
     assert s.forwarded.trust_incoming and s.forwarded.compute_full_forwarded_for
     assert s.forwarded.trusted_proxies == ("10.0.0.0/8",)
+    assert not s.access_log and run(ingress(rules=[DEMO_RULE])).config.settings.access_log
     assert [(lst.address, lst.port) for lst in result.config.listeners] == [("127.0.0.1", 8080), ("127.0.0.1", 8443)]
 
 
@@ -900,12 +918,15 @@ SHAPE_ANNOTATIONS = st.dictionaries(st.sampled_from(["use-regex", "rewrite-targe
                                     st.sampled_from(["true", "/$1", "/", "10", "cookie", "GRPC", "/app"]), max_size=4)
 
 
+SERVICE_PORTS: st.SearchStrategy[int | str] = st.sampled_from([80, "http", 81])
+
+
 @st.composite
 def ingress_sets(draw: st.DrawFn) -> list[dict[str, Any]]:
     out = []
     for i in range(draw(st.integers(1, 4))):
         rules = [rule(draw(HOSTS), *[(draw(PATH_VALUES), draw(PATH_TYPES), backend(draw(st.sampled_from(
-            ["svc", "canary-svc", "missing"])), draw(st.sampled_from([80, "http", 81]))))
+            ["svc", "canary-svc", "missing"])), draw(SERVICE_PORTS)))
             for _ in range(draw(st.integers(1, 3)))]) for _ in range(draw(st.integers(0, 2)))]
         tls = draw(st.sampled_from([None, [{"hosts": ["demo.local"], "secretName": "demo-tls"}],
                                     [{"secretName": "missing"}]]))
@@ -930,3 +951,87 @@ def test_arbitrary_ingress_shapes_give_a_valid_configuration(ingresses: list[dic
             assert vh.routes == order_routes(vh.routes, OrderingModel.INGRESS)
             seen = [(r.match, r.priority) for r in vh.routes]
             assert len(seen) == len(set(seen))
+
+
+def test_certificate_memory_keeps_the_last_usable_secret_until_it_is_deleted() -> None:
+    memory = CertificateMemory()
+    good = tls_secret("cert", "demo.local")
+    plain = {"metadata": {"name": "token", "namespace": "k-1"}, "data": {"token": "eA=="}}
+    assert memory.apply([good, plain]) == ([good, plain], {})
+    broken = {**good, "data": {**good["data"], "tls.crt": base64.b64encode(b"garbage").decode()}}
+    secrets, kept = memory.apply([broken, plain])
+    assert secrets == [good, plain]
+    assert kept == {("k-1", "cert"): "secret k-1/cert has no valid PEM certificate in tls.crt; the previous "
+                                     "certificate stays in use until the Secret is fixed"}
+    users = ingress(tls=[{"hosts": ["demo.local"], "secretName": "cert"}])
+    assert [str(d) for d in kept_certificate_diagnostics(kept, [users, ingress("other")])] == [
+        "warning: Ingress k-1/web: TLS secret k-1/cert: " + kept[("k-1", "cert")]]
+    assert [d.kind for d in kept_certificate_diagnostics(kept, [])] == ["Secret"]
+    # Deleted, then stored broken: nothing to keep any more, so the broken one goes to translation (and its warning).
+    assert memory.apply([]) == ([], {})
+    assert memory.apply([broken]) == ([broken], {})
+    fixed = tls_secret("cert", "demo.local", "www.demo.local")
+    assert memory.apply([fixed]) == ([fixed], {})
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# mirror-target
+
+MIRROR_SERVICES = [service(), service("mirror", ports=[{"name": "web", "port": 80, "targetPort": 9090}]),
+                   service("shadow", namespace="other", ports=[{"name": "web", "port": 8080}])]
+MIRROR_SLICES = [endpoint_slice(), endpoint_slice("mirror", port=9090, port_name="web", ready=("10.0.0.7",)),
+                 endpoint_slice("shadow", namespace="other", port=8081, port_name="web", ready=("10.0.0.8",))]
+
+
+@pytest.mark.parametrize(("target", "endpoint"), [
+    ("http://mirror$request_uri", ("10.0.0.7", 9090)),
+    ("http://mirror.k-1/$request_uri", ("10.0.0.7", 9090)),
+    ("http://mirror.k-1.svc:80", ("10.0.0.7", 9090)),
+    ("http://mirror.k-1.svc.cluster.local$request_uri", ("10.0.0.7", 9090)),
+    ("http://shadow.other.svc.cluster.local:8080$request_uri", ("10.0.0.8", 8081)),
+    ("http://192.0.2.10:7000$request_uri", ("192.0.2.10", 7000)),
+])
+def test_mirror_target_resolves_to_a_service_or_an_address(target: str, endpoint: tuple[str, int]) -> None:
+    result = run(ingress(rules=[DEMO_RULE], annotations={"mirror-target": target, "mirror-request-body": "off"}),
+                 services=MIRROR_SERVICES, slices=MIRROR_SLICES)
+    mirror = filter_of(only_route(result), RequestMirror)
+    assert mirror is not None and not mirror.body
+    group = result.config.backend_group(mirror.backend_group)
+    assert group is not None and [(e.address, e.port) for e in group.backends[0].endpoints] == [endpoint[:2]]
+    assert mirror.hostname == target.split("/")[2].split("$")[0].split(":")[0]  # the target's host by default
+    assert filter_of(only_route(result, "http"), RequestMirror) == mirror
+    assert not [m for m in messages(result) if "mirror" in m]
+
+
+def test_mirror_host_sets_the_copys_host_and_the_filter_order() -> None:
+    result = run(ingress(rules=[DEMO_RULE], annotations={
+        "mirror-target": "http://mirror$request_uri", "mirror-host": "copy.example", "enable-cors": "true",
+        "allowlist-source-range": "10.0.0.0/8", "rewrite-target": "/x", "upstream-vhost": "inner.local"}),
+        services=MIRROR_SERVICES, slices=MIRROR_SLICES)
+    route = only_route(result)
+    assert filter_of(route, RequestMirror).hostname == "copy.example"
+    kinds = [type(f).__name__ for f in route.filters]
+    # Refused or answered requests are not copied; the copy is the request as the client sent it.
+    assert kinds.index("SourceIPAccess") < kinds.index("Cors") < kinds.index("RequestMirror") < kinds.index(
+        "URLRewrite")
+
+
+@pytest.mark.parametrize(("target", "message"), [
+    ("http://absent$request_uri", "mirror-target: 'absent' is neither an IP address nor a Service"),
+    ("http://mirror.example.com$request_uri", "mirror-target: 'mirror.example.com' is neither an IP address nor a "
+                                              "Service"),
+    ("http://mirror:81$request_uri", "mirror-target: service k-1/mirror has no port 81; no copies are sent"),
+])
+def test_mirror_target_that_resolves_to_nothing_is_a_warning(target: str, message: str) -> None:
+    result = run(ingress(rules=[DEMO_RULE], annotations={"mirror-target": target}), services=MIRROR_SERVICES,
+                 slices=MIRROR_SLICES)
+    route = only_route(result)
+    assert isinstance(route.action, Forward) and filter_of(route, RequestMirror) is None  # still served
+    assert any(message in m for m in messages(result)), messages(result)
+
+
+def test_invalid_mirror_target_fails_the_ingress_closed() -> None:
+    result = run(ingress(rules=[DEMO_RULE], annotations={"mirror-target": "https://mirror$request_uri"}),
+                 services=MIRROR_SERVICES, slices=MIRROR_SLICES)
+    assert only_route(result).action == DirectResponse(503)
+    assert any("mirror-target" in m and "https targets are not supported" in m for m in messages(result))

@@ -51,6 +51,7 @@ def test_defaults_match_ingress_nginx() -> None:
       "upstream-keepalive-requests": "100"},
      {"upstream_keepalive_connections": 0, "upstream_keepalive_timeout": 0, "upstream_keepalive_requests": 100}),
     ({"strict-validate-path-type": "false"}, {"strict_validate_path_type": False}),
+    ({"disable-access-log": "true"}, {"disable_access_log": True}),
 ])
 def test_valid_keys(data: dict[str, str], expected: dict[str, Any]) -> None:
     parsed = parse_settings(data)

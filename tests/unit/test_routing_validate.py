@@ -155,6 +155,10 @@ def test_deeply_nested_match_is_refused() -> None:
     ("(?<n>x)", "invalid regular expression"),  # PCRE-only syntax Python cannot check
     (r"\K", "invalid regular expression"),
     ("(", "invalid regular expression"),
+    ("^/a{65535}", None),
+    ("^/a{70000}", "repetition counts above 65535 are not supported by PCRE"),
+    ("^/a{1,70000}", "repetition counts above 65535 are not supported by PCRE"),
+    ("^/[a{70000}]", None),  # literal text inside a class
 ])
 def test_pcre_compatibility(pattern: str, problem: str | None) -> None:
     problems = pcre_problems(pattern)

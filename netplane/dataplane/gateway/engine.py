@@ -42,14 +42,21 @@ from netplane.dataplane.gateway.config import (
     LUA_PACKAGE,
     LUA_SOURCE,
     TEMP_DIRS,
+    WAF_TMP_DIR,
     InstanceSettings,
     Listener,
+    WafProfile,
     canonical_listeners,
+    canonical_waf,
     check,
     render_nginx_conf,
+    render_waf_base,
+    render_waf_rules,
+    waf_base_path,
 )
 from netplane.dataplane.gateway.metrics import EngineMetrics, parse_dump, process_memory
 from netplane.dataplane.gateway.observability import AccessLog
+from netplane.dataplane.gateway.upstreams import INTERNAL_DIR, NO_UPSTREAMS, TLS_DIR, Upstreams
 
 VHOSTS, BACKENDS, CERTIFICATES = "vhosts", "backends", "certificates"
 # Re-pushed in this order after a start, so routes never name a backend that is not there yet.
@@ -110,12 +117,15 @@ def certificate_matches_key(cert_pem: str, key_pem: str) -> bool:
 
 
 class Engine:
-    """One nginx instance under `settings.prefix`, serving `listeners`."""
+    """One nginx instance under `settings.prefix`, serving `listeners` and the static `upstreams` (TLS
+    profiles towards backends, TLS passthrough, TCP/UDP listeners)."""
 
     def __init__(self, settings: InstanceSettings, listeners: Iterable[Listener], nginx: str = "nginx",
-                 luajit: str = "luajit"):
+                 luajit: str = "luajit", upstreams: Upstreams = NO_UPSTREAMS, waf: Iterable[WafProfile] = ()):
         self.settings = settings
         self.listeners = canonical_listeners(listeners)
+        self.upstreams = upstreams
+        self.waf = canonical_waf(waf)
         self.nginx = nginx
         self.luajit = luajit
         self.reloads = 0
@@ -161,9 +171,9 @@ class Engine:
         prefix.chmod(0o755)
         for sub in ("conf", "logs", "run", "tmp"):
             (prefix / sub).mkdir(exist_ok=True)
-        control = prefix / CONTROL_DIR
-        control.mkdir(exist_ok=True)
-        control.chmod(0o700)
+        for private in (CONTROL_DIR, INTERNAL_DIR, "conf/" + TLS_DIR):
+            (prefix / private).mkdir(exist_ok=True)
+            (prefix / private).chmod(0o700)
         lua = prefix / "lua" / LUA_PACKAGE
         shutil.rmtree(lua, ignore_errors=True)
         lua.mkdir(parents=True)
@@ -175,6 +185,55 @@ class Engine:
             key.write_bytes(key_pem)
             key.chmod(0o600)
             cert.write_bytes(cert_pem)
+
+    def _write_tls_files(self, upstreams: Upstreams) -> None:
+        # Written before the check (nginx -t loads them); a file's name is its content's digest, so a file the
+        # running configuration uses is never rewritten.
+        tls_dir = self.prefix / "conf" / TLS_DIR
+        for name, text in upstreams.files().items():
+            path = tls_dir / name
+            if not path.exists():
+                tmp = tls_dir / (name + ".tmp")
+                tmp.write_text(text)
+                tmp.chmod(0o600)
+                tmp.replace(path)
+
+    def _prune_tls_files(self) -> None:
+        """Removes the files of profiles the running configuration no longer has."""
+        keep = set(self.upstreams.files())
+        for path in (self.prefix / "conf" / TLS_DIR).iterdir():
+            if path.name not in keep:
+                path.unlink(missing_ok=True)
+
+    def _open_internal_dir(self) -> None:
+        """Gives the internal socket directory to the worker user: workers connect there (stream hops), nobody
+        else may. The master binds as whoever started it, so the sockets themselves are created mode 0777."""
+        workers = self.worker_pids()
+        if not workers:
+            return
+        info = os.stat(f"/proc/{workers[0]}")
+        internal = self.prefix / INTERNAL_DIR
+        if (info.st_uid, info.st_gid) != (internal.stat().st_uid, internal.stat().st_gid):
+            os.chown(internal, info.st_uid, info.st_gid)
+
+    def _write_waf_rules(self, profiles: tuple[WafProfile, ...]) -> None:
+        """The rules files of `profiles` (static text; written before nginx -t reads them)."""
+        tmp = self.prefix / WAF_TMP_DIR
+        tmp.mkdir(parents=True, exist_ok=True)
+        # ModSecurity in the (unprivileged) workers keeps request bodies and collections here.
+        tmp.chmod(0o1733)
+        crs = any(p.owasp_crs for p in profiles)
+        base = waf_base_path(self.prefix, crs)
+        base.parent.mkdir(parents=True, exist_ok=True)
+        base.write_text(render_waf_base(self.settings, crs))
+        for profile in profiles:
+            profile.rules_path(self.prefix).write_text(render_waf_rules(profile))
+
+    def _write_files(self, upstreams: Upstreams, waf: tuple[WafProfile, ...]) -> None:
+        """What the candidate nginx.conf names besides itself, written before it is checked."""
+        self._write_tls_files(upstreams)
+        if waf:
+            self._write_waf_rules(waf)
 
     def _write_checked(self, text: str) -> None:
         """Checks `text` as a candidate, then makes it nginx.conf; the checked file is kept as the good one."""
@@ -193,7 +252,8 @@ class Engine:
         if self.master_pid is not None:
             raise EngineError("already running")
         self._prepare_prefix()
-        self._write_checked(render_nginx_conf(self.settings, self.listeners))
+        self._write_files(self.upstreams, self.waf)
+        self._write_checked(render_nginx_conf(self.settings, self.listeners, self.upstreams, self.waf))
         # A socket left by a killed instance would make bind() fail.
         self.settings.control_socket.unlink(missing_ok=True)
         for kind in TEMP_DIRS:
@@ -204,7 +264,8 @@ class Engine:
         self._proc = subprocess.Popen(
             [self.nginx, "-p", f"{self.prefix}/", "-c", str(self.prefix / CONF_FILE), "-e",
              str(self.prefix / ERROR_LOG), "-g", "daemon off;"],
-            stdin=subprocess.DEVNULL, stdout=stdout, stderr=subprocess.DEVNULL, start_new_session=True)
+            stdin=subprocess.DEVNULL, stdout=stdout, stderr=subprocess.DEVNULL, start_new_session=True,
+            umask=0)
         deadline = time.monotonic() + _START_TIMEOUT
         while True:
             if self._proc.poll() is not None:
@@ -217,6 +278,8 @@ class Engine:
                     self.stop()
                     raise EngineError(f"control socket not answering: {self._log_since(log_offset)}") from None
                 time.sleep(0.02)
+        self._open_internal_dir()
+        self._prune_tls_files()
         for kind in _KINDS:
             for name, body in self._docs[kind].items():
                 self._push("PUT", kind, name, body)
@@ -248,17 +311,39 @@ class Engine:
 
     # -- reloads (listener changes only) ---------------------------------------------------------------
 
-    def set_listeners(self, listeners: Iterable[Listener]) -> bool:
-        """Serves `listeners` from now on; reloads only if the set differs. Answers whether it reloaded.
-        On any failure the previous listeners keep serving and EngineError or CheckError is raised."""
+    def set_listeners(self, listeners: Iterable[Listener], upstreams: Upstreams | None = None) -> bool:
+        """Serves `listeners` (and `upstreams`; None keeps the current ones) from now on; reloads only if the
+        rendered nginx.conf differs. Answers whether it reloaded. On any failure the previous configuration
+        keeps serving and EngineError, CheckError or ConfigError is raised."""
         wanted = canonical_listeners(listeners)
-        if wanted == self.listeners:
+        wanted_up = self.upstreams if upstreams is None else upstreams
+        text = render_nginx_conf(self.settings, wanted, wanted_up, self.waf)
+        if text == render_nginx_conf(self.settings, self.listeners, self.upstreams, self.waf):
             return False
         if self.master_pid is None:
-            self.listeners = wanted
+            self.listeners, self.upstreams = wanted, wanted_up
             return False
-        self._reload(render_nginx_conf(self.settings, wanted))
-        self.listeners = wanted
+        self._write_files(wanted_up, self.waf)
+        self._reload(text)
+        self.listeners, self.upstreams = wanted, wanted_up
+        self._open_internal_dir()
+        self._prune_tls_files()
+        return True
+
+    def set_waf_profiles(self, profiles: Iterable[WafProfile]) -> bool:
+        """Offers the WAF profiles `profiles` (named locations with ModSecurity) from now on; reloads only if
+        the set differs, as set_listeners. A vhost whose waf filter names a profile not offered is refused, so
+        callers add profiles before pushing the routes that use them and drop them after."""
+        wanted = canonical_waf(profiles)
+        if wanted == self.waf:
+            return False
+        if self.master_pid is None:
+            self.waf = wanted
+            return False
+        self._write_files(self.upstreams, wanted)
+        self._reload(render_nginx_conf(self.settings, self.listeners, self.upstreams, wanted))
+        self.waf = wanted
+        self._open_internal_dir()
         return True
 
     def _reload(self, text: str) -> None:

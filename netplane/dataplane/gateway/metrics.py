@@ -2,8 +2,8 @@
 `process_memory`, which reads /proc).
 
 The engine answers `GET /v1/metrics` with its shared dict `np_metrics` as "<key>\\t<value>" lines (see
-lua/metrics.lua). A request cell's key is "<namespace>\\t<ingress>\\t<service>\\t<path>\\t<route id>\\t<host>\\t
-<method>\\t<status>\\t<field>", the route id possibly holding tabs itself; a field is "requests" or
+lua/metrics.lua). A request cell's key is "<namespace>\\t<ingress>\\t<service>\\t<path>\\t<canary>\\t<route id>\\t
+<host>\\t<method>\\t<status>\\t<field>", the route id possibly holding tabs itself; a field is "requests" or
 "<histogram>:<upper bound>" (a per-bucket count, not cumulative) or "<histogram>:sum". Worker entries are
 "lua_memory_bytes\\t<pid>"; the first line is "generation\\t<g>".
 
@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-_CELL_PARTS = 9  # four labels, the route id (at least one part), host, method, status, field
+_CELL_PARTS = 10  # five labels, the route id (at least one part), host, method, status, field
 # ingress-nginx's default buckets (as lua/metrics.lua counts them); every series shows all of them, so a bucket
 # first reached later does not start a new series.
 TIME_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -44,6 +44,8 @@ class RouteLabels:
     service: str
     path: str
     route: str
+    # The canary that took the requests (ingress-nginx's alternative upstream name), "" for the route's own.
+    canary: str = ""
 
 
 @dataclass(frozen=True, order=True)
@@ -97,8 +99,8 @@ def parse_dump(text: str) -> EngineMetrics:
             continue
         if len(parts) < _CELL_PARTS + 1:
             continue
-        namespace, ingress, service, path = parts[:4]
-        route = RouteLabels(namespace, ingress, service, path, "\t".join(parts[4:-5]))
+        namespace, ingress, service, path, canary = parts[:5]
+        route = RouteLabels(namespace, ingress, service, path, "\t".join(parts[5:-5]), canary)
         key = CellKey(route, parts[-5], parts[-4], parts[-3])
         cell = out.cells.setdefault(key, Cell())
         name, _, bound = parts[-2].partition(":")
@@ -135,7 +137,7 @@ def _labels(pairs: Iterable[tuple[str, str]]) -> str:
 
 def _request_labels(key: CellKey) -> tuple[tuple[str, str], ...]:
     r = key.route
-    return (("canary", ""), ("host", key.host), ("ingress", r.ingress), ("method", key.method),
+    return (("canary", r.canary), ("host", key.host), ("ingress", r.ingress), ("method", key.method),
             ("namespace", r.namespace), ("path", r.path), ("service", r.service), ("status", key.status))
 
 

@@ -56,6 +56,7 @@ LOG_FIELDS: tuple[tuple[str, str, bool], ...] = (
     ("namespace", "$np_namespace", True),
     ("ingress", "$np_ingress", True),
     ("service", "$np_service", True),
+    ("canary", "$np_canary", True),
     ("user_agent", "$http_user_agent", True),
 )
 
@@ -72,11 +73,11 @@ def http_lines(access_log: AccessLog, metrics_memory_mb: int) -> list[str]:
         "    init_worker_by_lua_block { np_metrics.init_worker() }",
     ]
     if access_log != AccessLog.OFF:
-        # $np_route is "<namespace>\t<ingress>\t<service>\t<path>\t<id>"; the id may hold anything.
+        # $np_route is "<namespace>\t<ingress>\t<service>\t<path>\t<canary>\t<id>"; the id may hold anything.
         lines += [
             f"    map ${ROUTE_VARIABLE} $np_route_id {{",
             '        "~(?s)^(?<np_namespace>[^\\t]*)\\t(?<np_ingress>[^\\t]*)\\t(?<np_service>[^\\t]*)\\t[^\\t]*\\t'
-            '(?<np_id>.*)$" $np_id;',
+            '(?<np_canary>[^\\t]*)\\t(?<np_id>.*)$" $np_id;',
             '        default "";',
             "    }",
             f"    log_format {ACCESS_LOG_FORMAT} escape=json '{_log_format()}';",
@@ -95,6 +96,14 @@ def server_lines(access_log: AccessLog, metrics: bool) -> list[str]:
     elif access_log == AccessLog.STDOUT:
         lines.append(f"        access_log /dev/stdout {ACCESS_LOG_FORMAT} buffer={PIPE_BUF} flush=1s;")
     return lines
+
+
+def slot_log_line(metrics: bool) -> str:
+    """The log phase of @np_conn and the WAF locations, which give a connection slot back: a location's own
+    log_by_lua replaces the server's, so this one counts the request as well (once: nginx runs the log phase
+    only in the location that finished the request)."""
+    calls = "np_router.log() np_metrics.log()" if metrics else "np_router.log()"
+    return f"            log_by_lua_block {{ {calls} }}"
 
 
 def control_lines() -> list[str]:

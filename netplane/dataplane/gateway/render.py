@@ -1,12 +1,14 @@
-"""Routing IR → the gateway engine's input (pure): listeners, virtual-host, backend and certificate documents.
+"""Routing IR → the gateway engine's input (pure): listeners, virtual-host, backend and certificate documents, and
+the static upstream side (TLS profiles towards backends, TLS passthrough, TCP/UDP listeners).
 
-This follows the mapping table of docs/design/gateway-engine.md. What the engine cannot enforce yet (canaries,
-CORS, HSTS, rate limits, WAF, upstream TLS, L4 routes, ...) is never dropped silently: each is reported as an
+This follows the mapping table of docs/design/gateway-engine.md. What the engine cannot enforce yet (response
+rate limits, raw snippets, ...) is never dropped silently: each is reported as an
 `Unenforced` naming the source object and the feature, so the front door can tell its users (an Event on the
 Ingress). Rendering never raises on a configuration the IR can hold; the documents it produces are still checked
 by the engine's own compiler when they are pushed.
 
-Strings stay data: every value lands in a JSON document, none in nginx configuration.
+Strings stay data: every value lands in a JSON document, none in nginx configuration, except what the upstream
+side validates before rendering (DNS names, IP addresses, cipher lists; PEM goes to files), see upstreams.py.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from netplane.dataplane.gateway import upstreams as up
 from netplane.dataplane.gateway.config import Listener as EngineListener
+from netplane.dataplane.gateway.config import WafProfile
 from netplane.routing import ir
 
 # nginx's own client_max_body_size default; the engine's nginx.conf does not change it.
@@ -26,6 +30,9 @@ _MAX_RETRIES = 100
 _LABEL_MAX = 1024
 _LABEL_UNSAFE = re.compile(r"[\x00-\x1f\x7f]")
 Doc = dict[str, Any]
+_HTTP_PROTOCOLS = (ir.UpstreamProtocol.HTTP, ir.UpstreamProtocol.HTTPS, ir.UpstreamProtocol.GRPC,
+                   ir.UpstreamProtocol.GRPCS)
+_GRPC = (ir.UpstreamProtocol.GRPC, ir.UpstreamProtocol.GRPCS)
 
 
 @dataclass(frozen=True, order=True)
@@ -60,17 +67,16 @@ class EngineConfig:
     certificates: dict[str, Doc] = field(default_factory=dict)
     # The objects whose routes a virtual-host document holds: told when the engine refuses that document.
     vhost_sources: dict[str, tuple[Source, ...]] = field(default_factory=dict)
+    # The WAF profiles the routes use: nginx.conf must offer them (Engine.set_waf_profiles) before the
+    # virtual hosts that name them are pushed.
+    waf_profiles: tuple[WafProfile, ...] = ()
     unenforced: tuple[Unenforced, ...] = ()
+    # Upstream TLS profiles, TLS passthrough and TCP/UDP listeners: part of nginx.conf (a change reloads).
+    upstreams: up.Upstreams = field(default_factory=up.Upstreams)
 
 
 _FILTER_FEATURES: dict[type, str] = {
-    ir.Cors: "cors",
-    ir.Hsts: "hsts",
-    ir.RateLimit: "rate-limit",
     ir.ResponseRateLimit: "response-rate-limit",
-    ir.Waf: "waf",
-    ir.SourceIPAccess: "source-ip-access",
-    ir.RequestMirror: "mirror",
     ir.RawSnippet: "raw-snippet",
 }
 
@@ -91,6 +97,11 @@ class _Renderer:
         self.unenforced: set[Unenforced] = set()
         self.groups = {g.name: g for g in config.backend_groups}
         self.policies: dict[str, Doc] = {}
+        self.profiles: set[up.TLSProfile] = set()
+        self.bad_tls: dict[str, str] = {}
+        self.passthrough: list[up.Passthrough] = []
+        self.l4: list[up.L4Listener] = []
+        self.waf_profiles: set[WafProfile] = set()
 
     def report(self, p: ir.Provenance | Source, feature: str, detail: str = "") -> None:
         self.unenforced.add(Unenforced(p.kind, p.namespace, p.name, feature, detail))
@@ -98,19 +109,56 @@ class _Renderer:
     # -- listeners ----------------------------------------------------------------------------------------------
 
     def listener(self, lst: ir.Listener) -> EngineListener | None:
-        if lst.protocol not in (ir.Protocol.HTTP, ir.Protocol.HTTPS):
-            for route in lst.l4_routes:
-                self.report(route.provenance, "l4", f"{lst.protocol.value} listener {lst.name} on port {lst.port}")
-            return None
+        address = _bind_address(lst.address)
         for route in lst.l4_routes:
-            self.report(route.provenance, "ssl-passthrough", f"TLS passthrough on port {lst.port}")
+            self.l4_route(lst, route, address)
+        if lst.protocol not in (ir.Protocol.HTTP, ir.Protocol.HTTPS):
+            return None
+        tls = lst.protocol == ir.Protocol.HTTPS
+        grpc = any(self.speaks_grpc(r) for vhost in lst.virtual_hosts for r in vhost.routes)
+        if grpc and not tls:
+            for vhost in lst.virtual_hosts:
+                for r in vhost.routes:
+                    if self.speaks_grpc(r):
+                        self.report(r.provenance, "grpc-plaintext",
+                                    f"gRPC clients need HTTP/2, offered on TLS listeners only (port {lst.port})")
+        # gRPC clients need HTTP/2 (negotiated by ALPN, so HTTP/1.1 clients are still served).
+        return EngineListener(lst.port, address, tls=tls, http2=tls and grpc)
+
+    def speaks_grpc(self, route: ir.Route) -> bool:
+        group = self.groups.get(route.action.backend_group) if isinstance(route.action, ir.Forward) else None
+        return group is not None and any(b.protocol in _GRPC for b in group.backends)
+
+    def l4_route(self, lst: ir.Listener, route: ir.L4Route, address: up.IPAddress | None) -> None:
+        p = route.provenance
+        group = self.groups.get(route.backend_group)
+        peers = self.stream_peers(group, p) if group is not None else ()
         try:
-            address = ipaddress.ip_address(lst.address)
-        except ValueError:
-            address = None
-        if address is not None and address.is_unspecified:
-            address = None
-        return EngineListener(lst.port, address, tls=lst.protocol == ir.Protocol.HTTPS)
+            if lst.protocol in (ir.Protocol.TLS, ir.Protocol.HTTPS):
+                self.passthrough.append(up.Passthrough(lst.port, route.hostnames, peers, address,
+                                                       one_label=route.wildcard == ir.WildcardMode.ONE_LABEL,
+                                                       proxy_protocol=route.proxy_protocol))
+            elif lst.protocol in (ir.Protocol.TCP, ir.Protocol.UDP):
+                self.l4.append(up.L4Listener(lst.port, lst.protocol == ir.Protocol.UDP, address, peers,
+                                             route.proxy_protocol))
+            else:
+                self.report(p, "l4", f"stream routes on {lst.protocol.value} listener {lst.name}")
+        except up.UpstreamConfigError as e:
+            self.report(p, "l4", f"listener {lst.name} on port {lst.port}: {e}")
+
+    def stream_peers(self, group: ir.BackendGroup, p: ir.Provenance) -> tuple[up.StreamPeer, ...]:
+        peers = []
+        for backend in group.backends:
+            if backend.external_name:
+                self.report(p, "external-name", f"ExternalName {backend.external_name} of {backend.name}")
+            if backend.weight == 0:
+                continue
+            for e in backend.endpoints:
+                try:
+                    peers.append(up.StreamPeer(ipaddress.ip_address(e.address), e.port, min(backend.weight, 10000)))
+                except (ValueError, up.UpstreamConfigError):
+                    self.report(p, "l4", f"endpoint {e.address}:{e.port} of {backend.name} is not an IP address")
+        return tuple(peers)
 
     # -- backends -----------------------------------------------------------------------------------------------
 
@@ -118,15 +166,15 @@ class _Renderer:
         balancing = group.balancing
         if isinstance(balancing, ir.CookieAffinity):
             c = balancing.cookie
-            cookie: Doc = {"name": c.name, "path": c.path or "/", "http_only": True, "secure": bool(c.secure)}
+            cookie: Doc = {"name": c.name, "path": c.path or "/", "http_only": True,
+                           "secure": "scheme" if c.secure is None else c.secure}
             lifetime = c.max_age_s if c.max_age_s is not None else c.expires_s
             if lifetime is not None:
                 cookie["max_age"] = lifetime
             if c.same_site is not None:
                 cookie["same_site"] = c.same_site.value
-            if c.domain or c.secure is None or c.conditional_same_site_none or balancing.change_on_failure:
-                self.report(p, "session-cookie", "cookie domain, Secure-by-scheme, conditional SameSite=None and "
-                                                  "change-on-failure")
+            if c.domain or c.conditional_same_site_none or balancing.change_on_failure:
+                self.report(p, "session-cookie", "cookie domain, conditional SameSite=None and change-on-failure")
             return {"type": "cookie", "cookie": cookie}
         if isinstance(balancing, ir.ConsistentHash):
             parts = balancing.key.parts
@@ -142,14 +190,43 @@ class _Renderer:
     def backends(self) -> None:
         for group in self.config.backend_groups:
             for backend in group.backends:
+                if backend.protocol in (ir.UpstreamProtocol.TCP, ir.UpstreamProtocol.UDP):
+                    continue  # stream peers in nginx.conf, not a document
                 name = backend_doc_name(group.name, backend.name)
                 endpoints = [{"address": e.address, "port": e.port} for e in backend.endpoints]
-                self.out.backends[name] = {"endpoints": endpoints}
+                doc: Doc = {"endpoints": endpoints}
+                if backend.protocol in _HTTP_PROTOCOLS and backend.protocol != ir.UpstreamProtocol.HTTP:
+                    doc["protocol"] = backend.protocol.value
+                    profile = self.tls_profile(backend)
+                    if profile is None:
+                        doc["endpoints"] = []  # TLS settings it cannot apply: fail closed (503), reported
+                    elif profile != up.TLSProfile():
+                        self.profiles.add(profile)
+                        doc["tls"] = profile.id
+                self.out.backends[name] = doc
+
+    def tls_profile(self, backend: ir.Backend) -> up.TLSProfile | None:
+        """The TLS profile of an HTTPS/GRPCS backend (the plain one for none), None when it cannot be built."""
+        tls = backend.tls
+        if tls is None or backend.protocol not in (ir.UpstreamProtocol.HTTPS, ir.UpstreamProtocol.GRPCS):
+            return up.TLSProfile()
+        cert = self.config.certificate(tls.secret) if tls.secret is not None else None
+        try:
+            return up.TLSProfile(verify=tls.verify, verify_depth=tls.verify_depth, server_name=tls.server_name,
+                                 sni=tls.sni, protocols=tls.protocols, ciphers=tls.ciphers,
+                                 ca_pem=cert.ca_pem if cert else "",
+                                 certificate_pem=cert.certificate_pem if cert else "",
+                                 key_pem=cert.private_key_pem if cert else "")
+        except up.UpstreamConfigError as e:
+            self.bad_tls[backend.name] = str(e)
+            return None
 
     def backend_problems(self, group: ir.BackendGroup, p: ir.Provenance) -> None:
         for backend in group.backends:
-            if backend.protocol != ir.UpstreamProtocol.HTTP or backend.tls is not None:
+            if backend.protocol not in _HTTP_PROTOCOLS:
                 self.report(p, "backend-protocol", f"{backend.protocol.value} towards {backend.name}")
+            elif backend.name in self.bad_tls:
+                self.report(p, "backend-tls", f"{backend.name} gets no traffic: {self.bad_tls[backend.name]}")
             if backend.external_name:
                 self.report(p, "external-name", f"ExternalName {backend.external_name} of {backend.name}")
             if backend.filters:
@@ -157,17 +234,44 @@ class _Renderer:
 
     # -- routes -------------------------------------------------------------------------------------------------
 
-    def forward(self, action: ir.Forward, p: ir.Provenance) -> Doc | None:
-        if action.canaries:
-            self.report(p, "canary", f"canary {action.canaries[0].provenance.namespace}/"
-                                     f"{action.canaries[0].provenance.name} gets no traffic")
-        group = self.groups.get(action.backend_group)
+    def group_doc(self, name: str, p: ir.Provenance) -> Doc | None:
+        group = self.groups.get(name)
         if group is None:
             return None
         self.backend_problems(group, p)
         return {"policy": self.group_policy(group, p),
                 "backends": [{"name": backend_doc_name(group.name, b.name), "weight": b.weight}
                              for b in group.backends]}
+
+    def canary(self, c: ir.Canary) -> Doc | None:
+        # The canary's own source answers for what its group lacks.
+        doc = self.group_doc(c.backend_group, c.provenance)
+        if doc is None:
+            return None
+        doc.update(weight=c.weight, weight_total=c.weight_total, sticky=c.sticky)
+        label = self.canary_label(c.backend_group)
+        if label:
+            doc["label"] = label
+        for key in ("header", "header_value", "header_pattern", "cookie"):
+            if getattr(c, key) is not None:
+                doc[key] = getattr(c, key)
+        return doc
+
+    def canary_label(self, group_name: str) -> str:
+        """What the access log and the metrics name a canary by: ingress-nginx's name of the alternative
+        upstream, "<namespace>-<service>-<port>" of the group's first Service ("" without one)."""
+        group = self.groups.get(group_name)
+        service = group.backends[0].service if group is not None and group.backends else None
+        return _label(f"{service.namespace}-{service.name}-{service.port}") if service is not None else ""
+
+    def forward(self, action: ir.Forward, p: ir.Provenance) -> Doc | None:
+        doc = self.group_doc(action.backend_group, p)
+        if doc is None:
+            return None
+        canaries = [d for d in (self.canary(c) for c in action.canaries) if d is not None]
+        if canaries:
+            doc["canaries"] = canaries
+        return doc
 
     def header_ops(self, ops: tuple[ir.HeaderOp, ...], p: ir.Provenance) -> list[Doc]:
         out = []
@@ -186,7 +290,63 @@ class _Renderer:
         return {"type": "regex", "pattern": path.pattern, "replacement": path.substitution,
                 "ignore_case": path.ignore_case, "whole": path.whole_path}
 
-    def filter(self, f: ir.Filter, p: ir.Provenance) -> Doc | None:
+    def other_protocol(self, action: ir.Action) -> str | None:
+        """The protocol of a non-HTTP backend the action may send to (main group or a canary), if any: such
+        requests continue in their protocol's named location, which has neither ModSecurity nor the log phase
+        that gives a connection slot back."""
+        if not isinstance(action, ir.Forward):
+            return None
+        for name in (action.backend_group, *(c.backend_group for c in action.canaries)):
+            group = self.groups.get(name)
+            for b in group.backends if group is not None else ():
+                if b.protocol != ir.UpstreamProtocol.HTTP:
+                    return b.protocol.value
+        return None
+
+    def rate_limit(self, f: ir.RateLimit, route_id: str, p: ir.Provenance, other: str | None) -> Doc | None:
+        connections = f.connections
+        if connections is not None and other is not None:
+            self.report(p, "connection-limit", f"limit-connections towards {other} backends")
+            connections = None
+        if not f.rates and connections is None:
+            return None
+        # Counters are per route (the IR's rule), so the route id names them.
+        doc: Doc = {"type": "rate_limit", "zone": route_id,
+                    "rates": [{"limit": r.limit, "unit": r.unit.value, "burst": r.burst} for r in f.rates],
+                    "allowlist": list(f.allowlist), "status": f.status_code}
+        if connections is not None:
+            doc["connections"] = connections
+            doc["connection_status"] = f.connection_status_code
+        if f.key != ir.Template.of(ir.VarKind.SOURCE_IP):
+            self.report(p, "rate-limit-key", "limits are counted per client address")
+        return doc
+
+    def waf(self, f: ir.Waf, p: ir.Provenance, other: str | None) -> Doc | None:
+        if f.mode == ir.WafMode.OFF:
+            return None
+        if other is not None:
+            self.report(p, "waf", f"ModSecurity towards {other} backends")
+            return None
+        profile = WafProfile(blocking=f.mode == ir.WafMode.BLOCKING, owasp_crs=f.owasp_crs,
+                             request_body=f.request_body_access)
+        self.waf_profiles.add(profile)
+        doc: Doc = {"type": "waf", "mode": f.mode.value, "owasp_crs": f.owasp_crs,
+                    "request_body": f.request_body_access}
+        if f.transaction_id is not None:
+            doc["transaction_id"] = [{"text": part} if isinstance(part, str)
+                                     else {"var": part.kind.value, **({"name": part.name} if part.name else {})}
+                                     for part in f.transaction_id.parts]
+        if f.raw_rules:
+            self.report(p, "waf-rules", "ModSecurity rules of the snippet beyond SecRuleEngine and "
+                                        "SecRequestBodyAccess")
+        return doc
+
+    def filter(self, f: ir.Filter, route_id: str, p: ir.Provenance, other: str | None) -> Doc | None:
+        """`other`: the protocol of a non-HTTP backend of the route, if it has one."""
+        if isinstance(f, ir.RateLimit):
+            return self.rate_limit(f, route_id, p, other)
+        if isinstance(f, ir.Waf):
+            return self.waf(f, p, other)
         if isinstance(f, ir.RequestHeaders | ir.ResponseHeaders):
             kind = "request_headers" if isinstance(f, ir.RequestHeaders) else "response_headers"
             return {"type": kind, "set": self.header_ops(f.set, p), "add": self.header_ops(f.add, p),
@@ -198,8 +358,39 @@ class _Renderer:
             if f.path is not None:
                 doc["path"] = self.path_modifier(f.path)
             return doc
+        if isinstance(f, ir.Cors):
+            cors: Doc = {"type": "cors", "allow_origins": list(f.allow_origins), "allow_methods": list(f.allow_methods),
+                         "allow_headers": list(f.allow_headers), "expose_headers": list(f.expose_headers),
+                         "allow_credentials": f.allow_credentials}
+            if f.max_age_s is not None:
+                cors["max_age"] = f.max_age_s
+            return cors
+        if isinstance(f, ir.Hsts):
+            return {"type": "hsts", "max_age": f.max_age_s, "include_subdomains": f.include_subdomains,
+                    "preload": f.preload}
+        if isinstance(f, ir.SourceIPAccess):
+            return {"type": "source_ip_access", "allow": list(f.allow), "deny": list(f.deny), "status": f.status_code}
+        if isinstance(f, ir.RequestMirror):
+            return self.mirror(f, p)
         self.report(p, _FILTER_FEATURES.get(type(f), type(f).__name__))
         return None
+
+    def mirror(self, f: ir.RequestMirror, p: ir.Provenance) -> Doc | None:
+        group = self.groups.get(f.backend_group)
+        if group is None:
+            self.report(p, "mirror", f"backend group {f.backend_group} does not exist")
+            return None
+        # The engine sends copies over plain HTTP from Lua; TLS and gRPC peers would not understand them.
+        other = [b.name for b in group.backends if b.protocol != ir.UpstreamProtocol.HTTP]
+        if other:
+            self.report(p, "mirror", f"copies to {', '.join(other)} ({group.backends[0].protocol.value})")
+            return None
+        doc: Doc = {"type": "mirror", "backend": self.group_doc(f.backend_group, p), "percent": f.percent}
+        if f.hostname is not None:
+            doc["host"] = f.hostname
+        if not f.body:
+            doc["body"] = False
+        return doc
 
     def action(self, action: ir.Action, p: ir.Provenance) -> tuple[Doc | None, Doc | None]:
         """(terminal filter, backend) for an action."""
@@ -215,7 +406,7 @@ class _Renderer:
         if action.path is not None:
             doc["path"] = self.path_modifier(action.path)
         if action.query is not None:
-            self.report(p, "redirect-query", "replacing the query string of a redirect")
+            doc["query"] = action.query
         return doc, None
 
     def route(self, route: ir.Route) -> Doc | None:
@@ -237,7 +428,8 @@ class _Renderer:
                 doc["match"] = matches[0]
         else:
             doc["matches"] = matches
-        filters = [d for d in (self.filter(f, p) for f in route.filters) if d is not None]
+        other = self.other_protocol(route.action)
+        filters = [d for d in (self.filter(f, route.id, p, other) for f in route.filters) if d is not None]
         terminal, backend = self.action(route.action, p)
         if terminal is not None:
             filters.append(terminal)
@@ -259,8 +451,8 @@ class _Renderer:
 
     def route_labels(self, route: ir.Route) -> Doc:
         """What the access log and metrics name a route by, as ingress-nginx does: the source's namespace, the
-        Ingress, the Service the route forwards to (the group's first; canaries are not served yet) and the
-        path the source wrote."""
+        Ingress, the Service the route forwards to (the main group's first; a canary's requests carry the
+        canary's own label, see canary_label) and the path the source wrote."""
         p = route.provenance
         labels = {"namespace": p.namespace, "ingress": p.name if p.kind == "Ingress" else ""}
         if isinstance(route.action, ir.Forward):
@@ -268,8 +460,7 @@ class _Renderer:
             service = group.backends[0].service if group is not None and group.backends else None
             labels["service"] = service.name if service is not None else ""
         labels["path"] = _first_path(route.match)
-        # The engine refuses labels with control characters or beyond 1,024 characters: a label never costs a route.
-        return {k: _LABEL_UNSAFE.sub("", v)[:_LABEL_MAX] for k, v in labels.items() if v}
+        return {k: _label(v) for k, v in labels.items() if v}
 
     def retry(self, retry: ir.RetryPolicy, doc: Doc, p: ir.Provenance) -> None:
         # The engine retries after connection errors and timeouts only, each time on an endpoint not yet tried.
@@ -353,6 +544,8 @@ class _Renderer:
                 doc["hostnames"].append(host)
 
     def run(self) -> EngineConfig:
+        # Backend documents first: routes report the TLS settings those could not take.
+        self.backends()
         listeners = []
         for lst in self.config.listeners:
             engine_listener = self.listener(lst)
@@ -366,10 +559,32 @@ class _Renderer:
         for name, doc in list(self.out.certificates.items()):
             if not doc["hostnames"]:
                 del self.out.certificates[name]
-        self.backends()
         self.out.listeners = tuple(dict.fromkeys(listeners))
+        self.out.upstreams = self.upstreams(listeners)
+        if self.config.settings.forwarded.trust_incoming:
+            # An instance-wide setting: told on the instance (the front door knows which one it is).
+            self.report(Source("IngressNginx", "", ""), "forwarded-headers",
+                        "the X-Forwarded-* a client sends are replaced, never trusted")
+        self.out.waf_profiles = tuple(sorted(self.waf_profiles))
         self.out.unenforced = tuple(sorted(self.unenforced))
         return self.out
+
+
+    def upstreams(self, listeners: list[EngineListener]) -> up.Upstreams:
+        try:
+            return up.Upstreams(tuple(self.profiles), tuple(self.passthrough), tuple(self.l4))
+        except up.UpstreamConfigError as e:
+            # Two stream routes on one name or socket: the IR's validation refuses this before it gets here.
+            self.report(Source("RoutingConfig", "", ""), "l4", str(e))
+            return up.Upstreams(tuple(self.profiles))
+
+
+def _bind_address(text: str) -> up.IPAddress | None:
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    return None if address.is_unspecified else address
 
 
 def _condition(m: ir.HeaderMatch | ir.QueryMatch | ir.CookieMatch, negated: bool) -> Doc:
@@ -383,6 +598,11 @@ def _condition(m: ir.HeaderMatch | ir.QueryMatch | ir.CookieMatch, negated: bool
     pattern = {ir.StringMatchKind.EXACT: f"^{literal}$", ir.StringMatchKind.PREFIX: f"^{literal}",
                ir.StringMatchKind.SUFFIX: f"{literal}$", ir.StringMatchKind.REGEX: m.value}[m.kind]
     return {"name": m.name, "type": "regex", "value": "(?i)" + pattern, "invert": invert}
+
+
+def _label(value: str) -> str:
+    # The engine refuses labels with control characters or beyond 1,024 characters: a label never costs a route.
+    return _LABEL_UNSAFE.sub("", value)[:_LABEL_MAX]
 
 
 def _first_path(match: ir.Match) -> str:

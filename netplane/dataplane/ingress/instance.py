@@ -5,7 +5,7 @@
         ▼
     translate (netplane/routing/ingress) ─▶ render (gateway/render.py) ─▶ DocumentSync: push what changed
         │                                                                  (per-document digests; nginx reloads
-        ▼                                                                   only for listener changes)
+        ▼                                                                   only for listener or WAF-profile changes)
     Ingress status.loadBalancer, Events (translation diagnostics, features not enforced yet, refusals)
 
 Settings come from the IngressNginx itself (controller.config through `parse_settings`, allowSnippetAnnotations,
@@ -35,16 +35,23 @@ from netplane.controllers.kube.resources import CONFIGMAPS, Resource
 from netplane.controllers.runtime.events import EventRecorder
 from netplane.controllers.runtime.informer import Informer
 from netplane.dataplane.dns.metrics import serve_http
-from netplane.dataplane.gateway.config import CheckError, InstanceSettings
+from netplane.dataplane.gateway.config import CheckError, InstanceSettings, WafProfile
 from netplane.dataplane.gateway.config import Listener as EngineListener
 from netplane.dataplane.gateway.engine import BACKENDS, CERTIFICATES, VHOSTS, ControlError, Engine, EngineError
 from netplane.dataplane.gateway.metrics import render as render_engine_metrics
 from netplane.dataplane.gateway.observability import AccessLog
 from netplane.dataplane.gateway.render import EngineConfig, Source, Unenforced, render
+from netplane.dataplane.gateway.upstreams import Upstreams
 from netplane.dataplane.ingress.metrics import CONTENT_TYPE, InstanceMetrics
 from netplane.routing import ir
+from netplane.routing.ingress.secrets import CertificateMemory
 from netplane.routing.ingress.settings import ControllerSettings, parse_settings
-from netplane.routing.ingress.translate import Diagnostic, IngressInputs, translate
+from netplane.routing.ingress.translate import (
+    Diagnostic,
+    IngressInputs,
+    kept_certificate_diagnostics,
+    translate,
+)
 
 log = logging.getLogger("netplane.ingress")
 
@@ -62,24 +69,24 @@ ANNOTATION_PREFIX = "nginx.ingress.kubernetes.io/"
 
 # What users wrote to ask for a feature the engine does not enforce yet, so the Event names it in their terms.
 FEATURE_SOURCES = {
-    "cors": "annotations enable-cors / cors-*",
-    "hsts": "ConfigMap key hsts (Strict-Transport-Security)",
-    "rate-limit": "annotations limit-rps / limit-rpm / limit-connections",
+    "rate-limit-key": "a rate limit keyed by something other than the client address",
+    "connection-limit": "annotation limit-connections",
     "response-rate-limit": "annotations limit-rate / limit-rate-after",
     "waf": "annotations enable-modsecurity / enable-owasp-core-rules / modsecurity-*",
-    "source-ip-access": "annotations allowlist-source-range / denylist-source-range",
+    "waf-rules": "ModSecurity rules in modsecurity-snippet (beyond SecRuleEngine / SecRequestBodyAccess)",
     "mirror": "annotation mirror-target",
     "raw-snippet": "a raw configuration-snippet",
-    "canary": "annotations canary / canary-by-header / canary-by-cookie / canary-weight",
     "backend-protocol": "annotations backend-protocol / proxy-ssl-*",
     "external-name": "an ExternalName Service backend",
-    "ssl-passthrough": "annotation ssl-passthrough",
+    "backend-tls": "annotations proxy-ssl-secret / proxy-ssl-* (the backend gets no traffic)",
+    "grpc-plaintext": "annotation backend-protocol GRPC/GRPCS on a host without TLS",
+    "l4": "TLS passthrough or a TCP/UDP listener",
     "header-template": "nginx variables in header values (configuration-snippet, proxy-set-headers)",
-    "session-cookie": "annotations session-cookie-domain / -secure / -conditional-samesite-none / "
-                      "-change-on-failure",
+    "session-cookie": "annotations session-cookie-domain / -conditional-samesite-none / -change-on-failure",
     "hash-key": "annotation upstream-hash-by",
     "body-size": "annotation proxy-body-size",
     "retry": "annotations proxy-next-upstream / proxy-next-upstream-timeout",
+    "forwarded-headers": "ConfigMap keys use-forwarded-headers / forwarded-for-header / proxy-real-ip-cidr",
 }
 
 
@@ -93,8 +100,10 @@ class DocumentEngine(Protocol):
     """What DocumentSync needs of an Engine (a fake in unit tests)."""
 
     reloads: int
+    waf: tuple[WafProfile, ...]
 
-    def set_listeners(self, listeners: tuple[EngineListener, ...]) -> bool: ...
+    def set_listeners(self, listeners: tuple[EngineListener, ...], upstreams: Upstreams | None = None) -> bool: ...
+    def set_waf_profiles(self, profiles: tuple[WafProfile, ...]) -> bool: ...
     def put(self, kind: str, name: str, doc: Mapping[str, Any] | bytes) -> int: ...
     def delete(self, kind: str, name: str) -> int: ...
     def put_certificate(self, name: str, hostnames: list[str], cert_pem: str, key_pem: str) -> int: ...
@@ -133,7 +142,11 @@ class DocumentSync:
         self.digests: dict[str, dict[str, str]] = {VHOSTS: {}, BACKENDS: {}, CERTIFICATES: {}}
 
     def apply(self, config: EngineConfig) -> SyncResult:
-        result = SyncResult(reloaded=self.engine.set_listeners(config.listeners))
+        # nginx.conf first: a backend document may name a TLS profile only the new configuration has.
+        result = SyncResult(reloaded=self.engine.set_listeners(config.listeners, config.upstreams))
+        # A vhost naming a WAF profile nginx.conf lacks is refused: new profiles come before the routes,
+        # and profiles no route needs go only once every vhost has moved off them.
+        self._offer_waf(tuple(sorted(set(self.engine.waf) | set(config.waf_profiles))), result)
         wanted = {VHOSTS: config.vhosts, BACKENDS: config.backends, CERTIFICATES: config.certificates}
         self._delete(VHOSTS, wanted[VHOSTS], result)
         for kind in (BACKENDS, CERTIFICATES, VHOSTS):
@@ -155,7 +168,18 @@ class DocumentSync:
                 result.pushed[kind] = result.pushed.get(kind, 0) + 1
         self._delete(BACKENDS, wanted[BACKENDS], result)
         self._delete(CERTIFICATES, wanted[CERTIFICATES], result)
+        if not any(r.kind == VHOSTS for r in result.refusals):
+            self._offer_waf(config.waf_profiles, result)
         return result
+
+    def _offer_waf(self, profiles: tuple[WafProfile, ...], result: SyncResult) -> None:
+        """A WAF nginx cannot load (no ModSecurity module in the image, say) must not stop every other route:
+        the previous nginx.conf stays, and the vhosts naming the missing profiles are refused, with the reason,
+        on their Ingresses."""
+        try:
+            result.reloaded = self.engine.set_waf_profiles(profiles) or result.reloaded
+        except (EngineError, CheckError) as e:
+            log.warning("WAF profiles %s not offered: %s", ", ".join(p.name for p in profiles) or "none", e)
 
     def _delete(self, kind: str, wanted: Mapping[str, Any], result: SyncResult) -> None:
         for name in [n for n in self.digests[kind] if n not in wanted]:
@@ -167,6 +191,51 @@ class DocumentSync:
                     continue
             del self.digests[kind][name]
             result.pushed[kind] = result.pushed.get(kind, 0) + 1
+
+
+def engine_settings(prefix: Path, settings: ir.Settings, default_workers: int,
+                    access_log: AccessLog = AccessLog.STDOUT) -> InstanceSettings:
+    """What nginx takes when it starts (a change needs a restart): workers, the forwarded-header policy and the
+    access log: to `access_log` (the instance's stdout, the pod's log, as ingress-nginx's) unless the settings
+    turn it off (disable-access-log)."""
+    return InstanceSettings(prefix, worker_processes=settings.worker_processes or default_workers,
+                            worker_connections=settings.max_worker_connections,
+                            forwarded_for_append=settings.forwarded.compute_full_forwarded_for,
+                            access_log=access_log if settings.access_log else AccessLog.OFF)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One Warning Event: on the object, with its reason and message."""
+
+    kind: str
+    namespace: str
+    name: str
+    reason: str
+    message: str
+
+
+def problems(diagnostics: tuple[Diagnostic, ...], rendered: EngineConfig, refusals: list[Refusal],
+             setting_problems: list[str], instance: Source) -> list[Problem]:
+    """What one sync has to tell: translation diagnostics, features not enforced, documents the data plane
+    refused (on the objects whose routes the document holds, else on the instance) and invalid settings."""
+    out: list[Problem] = []
+    for d in diagnostics:
+        out.append(Problem(d.kind, d.namespace, d.name, "Invalid" if d.severity == "error" else "Warning", d.message))
+    for item in rendered.unenforced:
+        # Instance-wide settings are reported without a name: they are this instance's.
+        namespace, name = (instance.namespace, instance.name) if item.kind == instance.kind else (item.namespace,
+                                                                                                   item.name)
+        out.append(Problem(item.kind, namespace, name, "NotEnforced", unenforced_message(item)))
+    for r in refusals:
+        sources = rendered.vhost_sources.get(r.name, ()) if r.kind == VHOSTS else ()
+        for s in sources or (instance,):
+            out.append(Problem(s.kind, s.namespace, s.name, "ConfigurationRefused",
+                               f"the data plane refused {r.kind[:-1]} {r.name!r}: {r.message}"))
+    for problem in setting_problems:
+        out.append(Problem(instance.kind, instance.namespace, instance.name, "InvalidSetting",
+                           f"spec.controller.config {problem}"))
+    return out
 
 
 @dataclass
@@ -210,6 +279,7 @@ class IngressInstance:
         self.engine: Engine | None = None
         self.sync: DocumentSync | None = None
         self.ready = False
+        self.certificates = CertificateMemory()
         # Diagnostics already told as Events: each is told once while it lasts.
         self.told: set[tuple[str, str, str, str]] = set()
 
@@ -238,11 +308,8 @@ class IngressInstance:
         """Runs in a worker thread: the engine's calls block. Worker settings are taken when nginx starts."""
         if self.engine is None:
             prefix = self.options.prefix or Path(f"/tmp/netplane-ingress-{self.pod}")
-            # The access log goes to this program's stdout, the pod's log, as ingress-nginx's does.
-            instance = InstanceSettings(prefix, worker_processes=settings.worker_processes or os.cpu_count() or 1,
-                                        worker_connections=settings.max_worker_connections,
-                                        access_log=AccessLog.STDOUT)
-            engine = Engine(instance, rendered.listeners, nginx=self.options.nginx, luajit=self.options.luajit)
+            engine = Engine(engine_settings(prefix, settings, os.cpu_count() or 1), rendered.listeners,
+                            nginx=self.options.nginx, luajit=self.options.luajit, upstreams=rendered.upstreams)
             engine.start()
             self.engine, self.sync = engine, DocumentSync(engine)
             log.info("nginx started (prefix %s, listeners %s)", prefix,
@@ -258,10 +325,12 @@ class IngressInstance:
 
     async def sync_once(self) -> None:
         settings, setting_problems = self.settings()
+        ingresses = list(self.ingresses.cache)
+        secrets, kept = self.certificates.apply(list(self.secrets.cache))
         inputs = IngressInputs(
-            ingresses=list(self.ingresses.cache), ingress_classes=list(self.classes.cache),
+            ingresses=ingresses, ingress_classes=list(self.classes.cache),
             services=list(self.services.cache), endpoint_slices=list(self.slices.cache),
-            secrets=list(self.secrets.cache), config_maps=list(self.config_maps.cache))
+            secrets=secrets, config_maps=list(self.config_maps.cache))
         translation = translate(inputs, settings)
         rendered = render(translation.config)
         try:
@@ -287,7 +356,8 @@ class IngressInstance:
                      f"; refused {[(r.kind, r.name, r.message) for r in result.refusals]}" if result.refusals else "")
         self.ready = True
         await self.write_status(translation.ingresses)
-        await self.tell(translation.diagnostics, rendered, result.refusals, setting_problems)
+        await self.tell(translation.diagnostics + kept_certificate_diagnostics(kept, ingresses), rendered,
+                        result.refusals, setting_problems)
 
     # -- status -------------------------------------------------------------------------------------------------
 
@@ -336,40 +406,34 @@ class IngressInstance:
 
     async def tell(self, diagnostics: tuple[Diagnostic, ...], rendered: EngineConfig, refusals: list[Refusal],
                    setting_problems: list[str]) -> None:
-        now: list[tuple[str, str, str, str, str]] = []  # (kind, namespace, name, reason, message)
-        for d in diagnostics:
-            now.append((d.kind, d.namespace, d.name, "Invalid" if d.severity == "error" else "Warning", d.message))
-        for item in rendered.unenforced:
-            now.append((item.kind, item.namespace, item.name, "NotEnforced", unenforced_message(item)))
-        for r in refusals:
-            sources = rendered.vhost_sources.get(r.name, ()) if r.kind == VHOSTS else ()
-            for s in sources or (Source("IngressNginx", self.options.namespace, self.options.name),):
-                now.append((s.kind, s.namespace, s.name, "ConfigurationRefused",
-                            f"the data plane refused {r.kind[:-1]} {r.name!r}: {r.message}"))
-        for problem in setting_problems:
-            now.append(("IngressNginx", self.options.namespace, self.options.name, "InvalidSetting",
-                        f"spec.controller.config {problem}"))
+        instance = Source("IngressNginx", self.options.namespace, self.options.name)
         current = set()
-        for kind, namespace, name, reason, message in now:
-            key = (kind, namespace, name, message)
+        for p in problems(diagnostics, rendered, refusals, setting_problems, instance):
+            key = (p.kind, p.namespace, p.name, p.message)
             current.add(key)
             if key in self.told:
                 continue
-            obj = self._object(kind, namespace, name)
+            obj = self._object(p.kind, p.namespace, p.name)
             if obj is None:
                 continue
-            log.warning("%s %s/%s: %s", kind, namespace, name, message)
-            await self.recorder.warning(obj, reason, message)
+            log.warning("%s %s/%s: %s", p.kind, p.namespace, p.name, p.message)
+            await self.recorder.warning(obj, p.reason, p.message)
         self.told = current
 
     def _object(self, kind: str, namespace: str, name: str) -> Obj | None:
-        if kind == "Ingress":
-            obj = self.ingresses.cache.get_by_name(name, namespace)
-            return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", **obj} if obj is not None else None
         if kind == "IngressNginx":
             obj = self.instance()
             return {"apiVersion": "ingress-nginx.alauda.io/v1", "kind": "IngressNginx", **obj} if obj else None
-        return None
+        # Diagnostics also name the Secrets, ConfigMaps, Services and IngressClasses at fault.
+        found = {"Ingress": (self.ingresses, "networking.k8s.io/v1"), "IngressClass": (self.classes,
+                                                                                      "networking.k8s.io/v1"),
+                 "Secret": (self.secrets, "v1"), "ConfigMap": (self.config_maps, "v1"),
+                 "Service": (self.services, "v1")}.get(kind)
+        if found is None:
+            return None
+        informer, api_version = found
+        obj = informer.cache.get_by_name(name, namespace or None)
+        return {"apiVersion": api_version, "kind": kind, **obj} if obj is not None else None
 
     # -- running ------------------------------------------------------------------------------------------------
 

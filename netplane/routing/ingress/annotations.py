@@ -13,6 +13,7 @@ regexes checked for PCRE), except a snippet on an instance whose administrator e
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -122,6 +123,17 @@ class ProxySSLSpec:
 
 
 @dataclass(frozen=True)
+class MirrorSpec:
+    """``mirror-target`` (an http URL whose host is a Service name or an IP address) with ``mirror-host`` and
+    ``mirror-request-body``. The copy always carries the request's own URI (ingress-nginx's ``$request_uri``)."""
+
+    host: str  # the target URL's host: an IP address or a Service's DNS name, resolved by the translator
+    port: int = 80
+    hostname: str = ""  # the copy's Host header: mirror-host, else the target's host (as ingress-nginx)
+    body: bool = True
+
+
+@dataclass(frozen=True)
 class IngressAnnotations:
     """Everything the annotations of one Ingress say, with ingress-nginx's defaults where absent (None: the
     instance default applies)."""
@@ -157,6 +169,7 @@ class IngressAnnotations:
     deny_source_range: tuple[str, ...] = ()
     upstream_vhost: str | None = None
     service_upstream: bool = False
+    mirror: MirrorSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -309,6 +322,41 @@ def _redirect_url(value: str) -> tuple[str, str, int | None, str, str]:
     return parts.scheme, host, port, path, parts.query
 
 
+REQUEST_URI = "$request_uri"
+
+
+def _mirror_target(value: str) -> tuple[str, int]:
+    """``http://host[:port]`` optionally followed by ``$request_uri`` or ``/$request_uri`` → (host, port)."""
+    base = value
+    for suffix in ("/" + REQUEST_URI, REQUEST_URI):
+        if base.endswith(suffix):
+            base = base[: -len(suffix)]
+            break
+    if "$" in base:
+        raise SyntaxProblem("may use no nginx variable but a final $request_uri (the copy always carries the "
+                            "request's URI)")
+    if any(c in base for c in " \"'\\<>`") or not base.isascii():
+        raise SyntaxProblem("must be a URL without spaces, quotes or backslashes")
+    try:
+        parts = urlsplit(base)
+        port = parts.port
+    except ValueError:
+        raise SyntaxProblem("must be an http URL") from None
+    if parts.scheme == "https":
+        raise SyntaxProblem("https targets are not supported: copies are sent over plain HTTP")
+    host = (parts.hostname or "").lower()
+    if parts.scheme != "http" or not host or parts.username is not None:
+        raise SyntaxProblem("must be an http URL: http://<service or IP address>[:port][$request_uri]")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise SyntaxProblem("may have no path or query of its own: the copy always carries the request's URI")
+    try:
+        host = str(ipaddress.ip_address(host))
+    except ValueError:
+        if not is_hostname(host, wildcard=False):
+            raise SyntaxProblem(f"{host!r} is not a Service name or an IP address") from None
+    return host, port or 80
+
+
 def _redirect_code(value: str) -> int:
     return int(parse_options(value, ("301", "302", "303", "307", "308")))
 
@@ -383,6 +431,9 @@ _PARSERS: dict[str, Callable[[str], Any]] = {
     "denylist-source-range": parse_cidrs,
     "upstream-vhost": parse_hostname,
     "service-upstream": parse_bool,
+    "mirror-target": _mirror_target,
+    "mirror-host": parse_hostname,
+    "mirror-request-body": _on_off,
 }
 
 # Older names ingress-nginx still reads when the new one is absent.
@@ -596,6 +647,15 @@ class _Collector:
                             port=port, path=ReplaceFullPath(path), query=query)
         return None
 
+    def mirror(self) -> MirrorSpec | None:
+        if not self.has("mirror-target"):
+            for key in ("mirror-host", "mirror-request-body"):
+                if self.has(key):
+                    self.warn(key, "has no effect without mirror-target")
+            return None
+        host, port = self.get("mirror-target")
+        return MirrorSpec(host, port, self.get("mirror-host", host), self.get("mirror-request-body", True))
+
     def passthrough(self) -> bool:
         enabled = bool(self.get("ssl-passthrough", False))
         if enabled and not self.policy.enable_ssl_passthrough:
@@ -621,7 +681,7 @@ class _Collector:
             ssl_passthrough=self.passthrough(), canary=self.canary(), cors=self.cors(), redirect=self.redirect(),
             allow_source_range=self.get("allowlist-source-range", ()),
             deny_source_range=self.get("denylist-source-range", ()), upstream_vhost=self.get("upstream-vhost"),
-            service_upstream=self.get("service-upstream", False))
+            service_upstream=self.get("service-upstream", False), mirror=self.mirror())
 
 
 def parse_annotations(annotations: Mapping[str, Any] | None, policy: AnnotationPolicy | None = None

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from netplane.api.validation.access import as_dict, as_str
+from netplane.api.validation.access import as_dict, as_list, as_str
 from netplane.routing.ir import Certificate
 
 
@@ -60,3 +60,51 @@ def certificate_problem(cert: Certificate, host: str) -> str | None:
     if host != "*" and not any(_name_covers(n, host) for n in _dns_names(parsed)):
         return f"the certificate in secret {cert.id} is not valid for {host}"
     return None
+
+
+class CertificateMemory:
+    """The last usable version of each TLS Secret, so that an update that breaks its certificate keeps the
+    previous one serving (ingress-nginx keeps its SSL store entry when a changed Secret does not parse), while a
+    deleted Secret is forgotten (ingress-nginx drops it, and the default certificate takes over)."""
+
+    def __init__(self) -> None:
+        self.good: dict[tuple[str, str], Mapping[str, Any]] = {}
+
+    def apply(self, secrets: Sequence[Mapping[str, Any]]) -> tuple[list[Mapping[str, Any]], dict[tuple[str, str], str]]:
+        """The Secrets to translate with (broken TLS Secrets replaced by their last usable version) and, for each
+        replaced one, why."""
+        out: list[Mapping[str, Any]] = []
+        kept: dict[tuple[str, str], str] = {}
+        present = set()
+        for secret in secrets:
+            m = as_dict(secret.get("metadata"))
+            key = (as_str(m.get("namespace")), as_str(m.get("name")))
+            present.add(key)
+            if not (secret_value(secret, "tls.crt") or secret_value(secret, "tls.key")):
+                out.append(secret)
+                continue
+            problem = certificate_problem(certificate_from_secret(*key, secret), "*")
+            if problem is None:
+                self.good[key] = secret
+                out.append(secret)
+            elif key in self.good:
+                kept[key] = f"{problem}; the previous certificate stays in use until the Secret is fixed"
+                out.append(self.good[key])
+            else:
+                out.append(secret)
+        for key in [k for k in self.good if k not in present]:
+            del self.good[key]
+        return out, kept
+
+
+def secret_users(ingresses: Iterable[Mapping[str, Any]], key: tuple[str, str]) -> list[tuple[str, str]]:
+    """(namespace, name) of the Ingresses whose ``spec.tls`` names the Secret ``key``."""
+    users = []
+    for ing in ingresses:
+        m = as_dict(ing.get("metadata"))
+        if as_str(m.get("namespace")) != key[0]:
+            continue
+        entries = as_list(as_dict(ing.get("spec")).get("tls"))
+        if any(as_str(as_dict(e).get("secretName")) == key[1] for e in entries):
+            users.append((key[0], as_str(m.get("name"))))
+    return users

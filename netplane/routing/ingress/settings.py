@@ -95,6 +95,7 @@ class ControllerSettings:
     enable_modsecurity: bool = False
     enable_owasp_modsecurity_crs: bool = False
     use_forwarded_headers: bool = False
+    disable_access_log: bool = False
     compute_full_forwarded_for: bool = False
     forwarded_for_header: str = "X-Forwarded-For"
     proxy_real_ip_cidr: tuple[str, ...] = ("0.0.0.0/0",)
@@ -149,6 +150,7 @@ _KEYS: dict[str, tuple[str, Callable[[str], Any]]] = {
     "enable-owasp-modsecurity-crs": ("enable_owasp_modsecurity_crs", parse_bool),
     "use-forwarded-headers": ("use_forwarded_headers", parse_bool),
     "compute-full-forwarded-for": ("compute_full_forwarded_for", parse_bool),
+    "disable-access-log": ("disable_access_log", parse_bool),
     "forwarded-for-header": ("forwarded_for_header", _header_name),
     "proxy-real-ip-cidr": ("proxy_real_ip_cidr", parse_cidrs),
     "upstream-keepalive-connections": ("upstream_keepalive_connections", parse_int),

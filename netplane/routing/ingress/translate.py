@@ -51,7 +51,7 @@ from netplane.routing.ingress.model import (
     tls_secret,
 )
 from netplane.routing.ingress.nginx_syntax import SyntaxProblem, parse_template
-from netplane.routing.ingress.secrets import certificate_from_secret, certificate_problem
+from netplane.routing.ingress.secrets import certificate_from_secret, certificate_problem, secret_users
 from netplane.routing.ingress.settings import ControllerSettings
 from netplane.routing.ir import (
     MATCH_ALL,
@@ -85,6 +85,7 @@ from netplane.routing.ir import (
     RegexRewrite,
     ReplaceFullPath,
     RequestHeaders,
+    RequestMirror,
     RequestRate,
     ResponseHeaders,
     ResponseRateLimit,
@@ -179,6 +180,17 @@ def _by_name(objects: Sequence[Mapping[str, Any]]) -> dict[tuple[str, str], Mapp
     return {(meta(o).namespace, meta(o).name): o for o in objects if isinstance(o, Mapping)}
 
 
+def service_of_dns_name(host: str, namespace: str) -> tuple[str, str] | None:
+    """(namespace, name) of the Service a cluster DNS name stands for: ``name`` (in ``namespace``),
+    ``name.ns``, ``name.ns.svc`` or ``name.ns.svc.cluster.local``."""
+    labels = host.split(".")
+    if len(labels) == 1:
+        return namespace, labels[0]
+    if len(labels) == 2 or labels[2:] in (["svc"], ["svc", "cluster", "local"]):
+        return labels[1], labels[0]
+    return None
+
+
 def _ms(seconds: int | None) -> int | None:
     return None if seconds is None else seconds * 1000
 
@@ -206,6 +218,8 @@ class _Translator:
         self.host_owner: dict[str, _Ingress] = {}
         self.host_certificate: dict[str, str | None] = {}
         self.host_tls: dict[tuple[str, str], bool] = {}
+        # Hosts listed in a TLS entry without a secretName: the default certificate is meant for them.
+        self.default_certificate_hosts: set[str] = set()
         self.regex_hosts: set[str] = set()
         self.passthrough: dict[str, L4Route] = {}
         self.global_request_headers: tuple[Filter, ...] = ()
@@ -374,14 +388,15 @@ class _Translator:
                            sni=ssl.server_name, protocols=ssl.protocols, ciphers=ssl.ciphers), None
 
     def group(self, ing: _Ingress, namespace: str, backend_spec: Mapping[str, Any], cookie_path: str,
-              protocol: UpstreamProtocol, tls: UpstreamTLS | None) -> str | None:
-        """The name of the backend group for an Ingress backend (None for a resource backend)."""
+              protocol: UpstreamProtocol, tls: UpstreamTLS | None, balancing: Balancing | None = None) -> str | None:
+        """The name of the backend group for an Ingress backend (None for a resource backend); ``balancing``
+        replaces what the Ingress's own annotations ask for."""
         ref = service_backend(backend_spec)
         if ref is None:
             return None
         name, port = ref
         backend = dataclasses.replace(self.backend(ing, namespace, name, port, protocol), tls=tls)
-        balancing = self.balancing(ing.ann, cookie_path)
+        balancing = balancing or self.balancing(ing.ann, cookie_path)
         group_name = f"{namespace}/{name}:{port}"
         options = {"balancing": balancing, "protocol": protocol, "tls": tls}
         if options != {"balancing": RoundRobin(), "protocol": UpstreamProtocol.HTTP, "tls": None}:
@@ -413,6 +428,7 @@ class _Translator:
                 if not covered or host == CATCH_ALL:
                     continue
                 if secret_name is None:
+                    self.default_certificate_hosts.add(host)
                     continue
                 ref = (ing.meta.namespace, secret_name)
                 taken = self.host_certificate.get(host)
@@ -477,6 +493,11 @@ class _Translator:
             out.append(waf)
         if ann.cors is not None:
             out.append(ann.cors)
+        mirror = self.mirror(ing)
+        if mirror is not None:
+            # After the filters that may refuse or answer the request (refused requests are not copied), before
+            # those that change it: the copy is the request as the client sent it.
+            out.append(mirror)
         if rewrite is not None:
             out.append(rewrite)
         out.extend(self.global_request_headers)
@@ -487,7 +508,10 @@ class _Translator:
         out.extend(self.global_response_headers)
         if ann.response_headers is not None:
             out.append(ann.response_headers)
-        if listener == HTTPS_LISTENER and s.hsts and self.host_certificate.get(host):
+        # HSTS where TLS is configured on purpose: a certificate of the host's own, or the default one by a TLS
+        # entry without a secret (ingress-nginx sends it then too); not for a broken secret's fallback.
+        if listener == HTTPS_LISTENER and s.hsts and (self.host_certificate.get(host)
+                                                      or host in self.default_certificate_hosts):
             out.append(Hsts(s.hsts_max_age, s.hsts_include_subdomains, s.hsts_preload))
         if ann.rate_limit is not None and ann.rate_limit.response_rate_kib:
             out.append(ResponseRateLimit(ann.rate_limit.response_rate_kib * 1024,
@@ -495,6 +519,36 @@ class _Translator:
         if ann.raw_snippet is not None:
             out.append(RawSnippet(ann.raw_snippet))
         return tuple(out)
+
+    def mirror(self, ing: _Ingress) -> RequestMirror | None:
+        """ingress-nginx's mirror-target, when its host is an IP address or a Service of this cluster: the
+        translator has no DNS, and a Service's endpoints are known here anyway."""
+        spec_ = ing.ann.mirror
+        if spec_ is None:
+            return None
+        backend = self.mirror_backend(ing, spec_.host, spec_.port)
+        if backend is None:
+            return None
+        name = f"mirror:{backend.name}"
+        self.groups[name] = BackendGroup(name, (backend,))
+        return RequestMirror(name, hostname=spec_.hostname, body=spec_.body)
+
+    def mirror_backend(self, ing: _Ingress, host: str, port: int) -> Backend | None:
+        try:
+            return Backend(f"{host}:{port}", endpoints=(Endpoint(str(ipaddress.ip_address(host)), port),))
+        except ValueError:
+            pass
+        ref = service_of_dns_name(host, ing.meta.namespace)
+        service = self.services.get(ref) if ref else None
+        if ref is None or service is None:
+            self.warn(ing, f"mirror-target: {host!r} is neither an IP address nor a Service "
+                           "(<name>[.<namespace>[.svc[.cluster.local]]]); no copies are sent")
+            return None
+        if as_str(spec(service).get("type")) != "ExternalName" and not any(
+                as_dict(p).get("port") == port for p in as_list(spec(service).get("ports"))):
+            self.warn(ing, f"mirror-target: service {ref[0]}/{ref[1]} has no port {port}; no copies are sent")
+            return None
+        return self.backend(ing, ref[0], ref[1], port, UpstreamProtocol.HTTP)
 
     def waf(self, ann: IngressAnnotations) -> Waf | None:
         spec_ = ann.modsecurity
@@ -709,25 +763,30 @@ class _Translator:
                 if not short.startswith(CANARY_HONOURED):
                     self.warn(ing, f"annotation {short} has no effect on a canary Ingress (only canary-*, "
                                    "load-balance, upstream-hash-by and affinity annotations apply)")
+            if ing.ann.affinity is not None and ing.ann.affinity_canary_sticky:
+                self.warn(ing, "affinity on a canary Ingress has no effect unless affinity-canary-behavior is "
+                               "legacy: the canary takes the main Ingress's affinity")
             for p in paths(ing.obj):
                 holder = self.access.get(_Access(p.host, p.path, p.path_type))
                 if holder is None:
                     self.warn(ing, f"{p.field}: no Ingress serves host {p.host!r} path {p.path!r} ({p.path_type}); "
                                    "the canary has nothing to attach to")
                     continue
-                self.attach_canary(ing, p.backend, holder[1], p.field, p.rule, p.index,
-                                   holder[0].ann.affinity_canary_sticky)
+                self.attach_canary(ing, p.backend, holder[1], p.field, p.rule, p.index)
             default = spec(ing.obj).get("defaultBackend")
             if default is not None:
                 positions = [(listener, CATCH_ALL, i) for listener in (HTTP_LISTENER, HTTPS_LISTENER)
                              for i, r in enumerate(self.routes.get((listener, CATCH_ALL), []))
                              if r.provenance.role == "default-backend"]
-                self.attach_canary(ing, as_dict(default), positions, "spec.defaultBackend", 0, 0, True)
+                self.attach_canary(ing, as_dict(default), positions, "spec.defaultBackend", 0, 0)
 
     def attach_canary(self, ing: _Ingress, backend_spec: Mapping[str, Any], positions: list[tuple[str, str, int]],
-                      field: str, rule: int, index: int, sticky: bool) -> None:
+                      field: str, rule: int, index: int) -> None:
         assert ing.ann.canary is not None
         spec_ = ing.ann.canary
+        # ingress-nginx reads affinity-canary-behavior from the canary Ingress; "sticky" gives the canary the main
+        # backend's session affinity (its cookie), in place of the canary's own, so a client pinned there stays.
+        sticky = ing.ann.affinity_canary_sticky
         for listener, host, position in positions:
             route = self.routes[(listener, host)][position]
             action = route.action
@@ -737,9 +796,15 @@ class _Translator:
                 owner = action.canaries[0].provenance
                 self.warn(ing, f"{field}: host {host!r} already has canary {owner.namespace}/{owner.name}")
                 continue
-            main = self.groups[action.backend_group].backends[0]
+            main_group = self.groups[action.backend_group]
+            main = main_group.backends[0]
             cookie_path = route.match.value if isinstance(route.match, PathMatch) else "/"
-            group = self.group(ing, ing.meta.namespace, backend_spec, cookie_path, main.protocol, main.tls)
+            balancing = None
+            if sticky:
+                balancing = (main_group.balancing if isinstance(main_group.balancing, CookieAffinity)
+                             else self.balancing(dataclasses.replace(ing.ann, affinity=None), cookie_path))
+            group = self.group(ing, ing.meta.namespace, backend_spec, cookie_path, main.protocol, main.tls,
+                               balancing)
             if group is None:
                 self.warn(ing, f"{field}.backend: only service backends are supported")
                 return
@@ -792,7 +857,7 @@ class _Translator:
                                        compute_full_forwarded_for=s.compute_full_forwarded_for,
                                        forwarded_for_header=s.forwarded_for_header,
                                        trusted_proxies=s.proxy_real_ip_cidr if s.use_forwarded_headers else ()),
-            allow_raw_snippets=s.allow_snippet_annotations)
+            allow_raw_snippets=s.allow_snippet_annotations, access_log=not s.disable_access_log)
         config = RoutingConfig(listeners, tuple(self.groups.values()), tuple(self.certificates.values()), settings)
         return IngressTranslation(config, tuple(self.diagnostics), tuple(i.meta.key for i in chosen))
 
@@ -800,3 +865,16 @@ class _Translator:
 def translate(inputs: IngressInputs, settings: ControllerSettings | None = None) -> IngressTranslation:
     """The routing IR for every Ingress of ``settings.class_name`` (default ``nginx``)."""
     return _Translator(inputs, settings or ControllerSettings()).run()
+
+
+def kept_certificate_diagnostics(kept: Mapping[tuple[str, str], str],
+                                 ingresses: Sequence[Mapping[str, Any]]) -> tuple[Diagnostic, ...]:
+    """Warnings for TLS Secrets whose broken update ``CertificateMemory`` held back: on every Ingress that uses
+    the Secret, else on the Secret itself (the default certificate)."""
+    out = []
+    for key, message in sorted(kept.items()):
+        for namespace, name in secret_users(ingresses, key):
+            out.append(Diagnostic("warning", "Ingress", namespace, name, f"TLS secret {key[0]}/{key[1]}: {message}"))
+        if not secret_users(ingresses, key):
+            out.append(Diagnostic("warning", "Secret", key[0], key[1], message))
+    return tuple(out)

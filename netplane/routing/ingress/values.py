@@ -31,11 +31,17 @@ def parse_bool(value: str) -> bool:
     raise SyntaxProblem("must be a boolean (true or false)")
 
 
+# Above this an annotation's number is a mistake, and it would not fit the engine's 64-bit JSON integers once scaled.
+INT_LIMIT = 2**31 - 1
+
+
 def parse_int(value: str, *, minimum: int = 0, maximum: int | None = None) -> int:
     if not re.fullmatch(r"\d+", value) or int(value) < minimum or (maximum is not None and int(value) > maximum):
         if maximum is not None:
             raise SyntaxProblem(f"must be an integer between {minimum} and {maximum}")
         raise SyntaxProblem("must be a positive integer" if minimum >= 1 else "must be a non-negative integer")
+    if int(value) > INT_LIMIT:
+        raise SyntaxProblem(f"must be at most {INT_LIMIT}")
     return int(value)
 
 

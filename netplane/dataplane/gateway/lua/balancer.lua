@@ -42,10 +42,38 @@ local function is_ip(s)
     return find(s, ":", 1, true) ~= nil and not find(s, "[^%x:.]")
 end
 
--- Backend document: {"endpoints": [{"address": "10.0.0.1", "port": 8080, "weight": 1}, ...]}.
+-- Upstream TLS profiles of the running nginx.conf (set by its init_by_lua): id → true.
+local tls_profiles = {}
+
+function _M.set_tls_profiles(ids)
+    tls_profiles = {}
+    for _, id in ipairs(ids) do
+        tls_profiles[id] = true
+    end
+end
+
+-- The named location a backend's requests continue in: nil for plain HTTP (the listener's own location),
+-- else one per protocol, and per protocol and TLS profile (see upstreams.py).
+local PROTOCOLS = { http = true, https = true, grpc = true, grpcs = true }
+
+local function compile_location(doc)
+    local protocol = doc.protocol == nil and "http" or valid.string(doc.protocol, "protocol")
+    check(PROTOCOLS[protocol], "protocol", "must be http, https, grpc or grpcs")
+    if doc.tls == nil then
+        return protocol ~= "http" and ("@np_" .. protocol) or nil
+    end
+    local id = valid.string(doc.tls, "tls")
+    check(protocol == "https" or protocol == "grpcs", "tls", "needs protocol https or grpcs")
+    check(tls_profiles[id], "tls", "no upstream TLS profile " .. id .. " in this nginx.conf")
+    return "@np_" .. protocol .. "_" .. id
+end
+
+-- Backend document: {"endpoints": [{"address": "10.0.0.1", "port": 8080, "weight": 1}, ...],
+-- "protocol": "http" | "https" | "grpc" | "grpcs", "tls": "<profile id>"}.
 -- Endpoints with weight 0 are kept out of rotation (draining).
 function _M.compile_backend(doc, name)
     valid.table(doc, "backend " .. name)
+    local location = compile_location(doc)
     local eps = valid.table(doc.endpoints, "endpoints")
     local peers, tokens, total, uniform, first = {}, {}, 0, true, nil
     for i, ep in ipairs(eps) do
@@ -65,7 +93,8 @@ function _M.compile_backend(doc, name)
             uniform = uniform and weight == first
         end
     end
-    return { peers = peers, n = #peers, tokens = tokens, total = total, uniform = uniform, idx = 0 }
+    return { peers = peers, n = #peers, tokens = tokens, total = total, uniform = uniform, idx = 0,
+             location = location }
 end
 
 local function backend(name, gen)
@@ -173,13 +202,15 @@ local function compile_cookie(c)
         check(s == "Strict" or s == "Lax" or s == "None", "policy.cookie.same_site", "must be Strict, Lax or None")
         attrs = attrs .. "; SameSite=" .. s
     end
-    if valid.bool(c.secure, "policy.cookie.secure") then
+    -- "scheme": Secure on HTTPS requests only (ingress-nginx's default without session-cookie-secure).
+    local by_scheme = c.secure == "scheme"
+    if not by_scheme and valid.bool(c.secure, "policy.cookie.secure") then
         attrs = attrs .. "; Secure"
     end
     if c.http_only == nil or valid.bool(c.http_only, "policy.cookie.http_only") then
         attrs = attrs .. "; HttpOnly"
     end
-    return name, attrs
+    return name, attrs, by_scheme
 end
 
 -- The request value a "hash" policy hashes: a header, a cookie or a query argument.
@@ -225,7 +256,7 @@ function _M.compile_group(g)
         group.policy = RR
     elseif kind == "cookie" then
         group.policy = COOKIE
-        group.cookie_name, group.cookie_attrs = compile_cookie(p.cookie or {})
+        group.cookie_name, group.cookie_attrs, group.cookie_secure_by_scheme = compile_cookie(p.cookie or {})
     elseif kind == "source_ip" then
         group.policy = SOURCE_IP
     elseif kind == "hash" then
@@ -278,6 +309,26 @@ local function choose_backend(group, gen, h)
     return best.b
 end
 
+-- The endpoint a cookie-affinity group's cookie pins this request to, and its backend; nil when the
+-- group has no affinity, the client holds no cookie, or its token names no current endpoint.
+local function pinned(group, gen)
+    if group.policy ~= COOKIE then
+        return nil
+    end
+    local token = cookie(group.cookie_name)
+    if token then
+        for i = 1, group.n do
+            local b = backend(group.refs[i].name, gen)
+            local p = b and b.tokens[token]
+            if p then
+                return p, b
+            end
+        end
+    end
+    return nil
+end
+_M.pinned = pinned
+
 -- Picks the peer for a new request: answers the peer, its backend and, for cookie affinity, the
 -- Set-Cookie value to send (nil when the client already holds a valid one); nil when the group has no
 -- endpoint at all (the caller answers 503).
@@ -290,15 +341,9 @@ function _M.pick(group, gen)
         local v = group.hash_value()
         h = v and crc32(v)
     elseif policy == COOKIE then
-        local token = cookie(group.cookie_name)
-        if token then
-            for i = 1, group.n do
-                local b = backend(group.refs[i].name, gen)
-                local p = b and b.tokens[token]
-                if p then
-                    return p, b
-                end
-            end
+        local p, b = pinned(group, gen)
+        if p then
+            return p, b
         end
     end
     local b = choose_backend(group, gen, h)
@@ -307,9 +352,25 @@ function _M.pick(group, gen)
     end
     local peer = h and ring_pick(b, h) or rr_pick(b)
     if policy == COOKIE then
-        return peer, b, group.cookie_name .. "=" .. peer.token .. group.cookie_attrs
+        local set = group.cookie_name .. "=" .. peer.token .. group.cookie_attrs
+        if group.cookie_secure_by_scheme and var.https == "on" then
+            set = set .. "; Secure"
+        end
+        return peer, b, set
     end
     return peer, b
+end
+
+-- A random integer in 1..n. Workers inherit the master's generator state, so each seeds its own on first
+-- use: otherwise every worker (and every engine instance) would draw the same sequence.
+local random, seeded = math.random, false
+
+function _M.draw(n)
+    if not seeded then
+        math.randomseed(ngx.worker.pid() * 1000 + ngx.now() * 1000)
+        seeded = true
+    end
+    return random(n)
 end
 
 -- Per-request state handed from the access phase to the balancer (and the header filter), keyed by
@@ -324,8 +385,9 @@ local pending, previous, live = {}, {}, 0
 local function request_key()
     return tonumber(cast(uintptr_t, get_request()))
 end
+_M.request_key = request_key
 
--- state = { route, peer, backend, gen }
+-- state = { route, peer, backend, gen [, group] }: group only when a canary's group took the request.
 function _M.hand_over(state)
     local key = request_key()
     if pending[key] == nil then
@@ -373,10 +435,11 @@ local function retry_peer(state)
     if p then
         return p
     end
-    local group, gen = state[1].group, state[4]
+    local group, gen, location = state[5] or state[1].group, state[4], state[3].location
     for i = 1, group.n do
         local b = backend(group.refs[i].name, gen)
-        p = b and b.n > 0 and rr_pick(b, tried)
+        -- Only backends of the same protocol: the request is already in that protocol's location.
+        p = b and b.n > 0 and b.location == location and rr_pick(b, tried)
         if p then
             state[3] = b
             return p

@@ -1,8 +1,8 @@
 -- Request metrics and the route key the access log shows.
 --
 -- The access phase stores one nginx variable per routed request, $np_route: the route's key
--- "<namespace>\t<ingress>\t<service>\t<path>\t<id>" (labels the renderer gave, empty where it gave none),
--- built once when the virtual host is compiled. nginx's access log splits it with a map, in C. The log
+-- "<namespace>\t<ingress>\t<service>\t<path>\t<canary>\t<id>" (labels the renderer gave, empty where it gave
+-- none; canary only in the keys of a route's canaries), built once when the virtual host is compiled. nginx's access log splits it with a map, in C. The log
 -- phase counts each request into this worker's own tables, keyed by route, host, method and status; a
 -- per-worker timer adds what was counted to the shared dict np_metrics once a second, so a request never
 -- writes shared memory. GET /v1/metrics (control.lua) lists the shared dict as "<key>\t<value>" lines;
@@ -52,28 +52,43 @@ local FLUSH_S = 1
 
 -- Route labels: all optional strings without control characters (they become access-log fields and
 -- metric labels), in the order of the route key.
-local LABELS = { "namespace", "ingress", "service", "path" }
+local LABELS = { "namespace", "ingress", "service", "path", "canary" }
 local KNOWN_LABEL = { namespace = true, ingress = true, service = true, path = true }
 local LABEL_MAX = 1024
 -- The key of requests that found no route: empty labels and id.
-local NO_ROUTE = "\t\t\t\t"
+local NO_ROUTE = "\t\t\t\t\t"
 
--- The route key of a route document (see the top of this file); raises on bad labels.
-function _M.route_key(id, labels)
+local function label(v, where)
+    v = v == nil and "" or valid.string(v, where)
+    valid.check(#v <= LABEL_MAX and not find(v, "[%z\1-\31\127]"), where,
+                "must be at most " .. LABEL_MAX .. " characters without control characters")
+    return v
+end
+
+-- The route key of a route document (see the top of this file); raises on bad labels. `canary`: the
+-- label of the canary that took the request ("" or nil for the route's own key).
+function _M.route_key(id, labels, canary)
     labels = valid.optional_table(labels, "labels") or {}
     for k in pairs(labels) do
         valid.check(KNOWN_LABEL[k], "labels." .. tostring(k), "unknown label (namespace, ingress, service, path)")
     end
     local parts = {}
-    for i, name in ipairs(LABELS) do
-        local where = "labels." .. name
-        local v = labels[name] == nil and "" or valid.string(labels[name], where)
-        valid.check(#v <= LABEL_MAX and not find(v, "[%z\1-\31\127]"), where,
-                    "must be at most " .. LABEL_MAX .. " characters without control characters")
-        parts[i] = v
+    for i = 1, #LABELS - 1 do
+        parts[i] = label(labels[LABELS[i]], "labels." .. LABELS[i])
     end
-    parts[#parts + 1] = id
+    parts[#LABELS] = canary or ""
+    parts[#LABELS + 1] = id
     return table.concat(parts, "\t")
+end
+
+-- The keys of a route's canaries by their compiled group (what canary.choose answers): the route's labels
+-- with "canary" set to each canary document's "label" (ingress-nginx's alternative upstream name).
+function _M.canary_keys(id, labels, docs, compiled)
+    local keys = {}
+    for i, c in ipairs(compiled) do
+        keys[c.group] = _M.route_key(id, labels, label(docs[i].label, "backend.canaries[" .. (i - 1) .. "].label"))
+    end
+    return keys
 end
 
 -- Per worker: cells[route key][host][method][status] = { counts..., prefix = shared-dict key prefix };

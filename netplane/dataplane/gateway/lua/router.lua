@@ -3,8 +3,11 @@
 -- worker on first use and recompiled only when their own version changes (see docs.lua).
 local docs = require "netplane.docs"
 local balancer = require "netplane.balancer"
+local canary = require "netplane.canary"
 local filters = require "netplane.filters"
 local valid = require "netplane.valid"
+local cidr = require "netplane.cidr"
+local limits = require "netplane.limits"
 local metrics = require "netplane.metrics"
 
 local ngx = ngx
@@ -12,11 +15,12 @@ local var = ngx.var
 local dict = docs.dict
 local re_find = ngx.re.find
 local get_uri_args = ngx.req.get_uri_args
-local byte, sub, char, find = string.byte, string.sub, string.char, string.find
-local floor = math.floor
-local band, lshift = bit.band, bit.lshift
+local byte, sub, find = string.byte, string.sub, string.find
+local in_ranges = cidr.contains
+local acquire = limits.acquire
 local check, fail = valid.check, valid.fail
 local run_filters = filters.run
+local choose_canary = canary.choose
 local VHOST = docs.VHOST
 local ANY, EXACT, PREFIX, REGEX, STARTS_WITH = filters.ANY, filters.EXACT, filters.PREFIX, filters.REGEX,
     filters.STARTS_WITH
@@ -25,94 +29,6 @@ local IS_EXACT, IS_PREFIX, IS_SUFFIX, IS_REGEX, IS_PRESENT = 1, 2, 3, 4, 5
 local HOST_CACHE_LIMIT = 10000
 
 local _M = {}
-
-local function ipv4_bytes(s)
-    local a, b, c, d = s:match("^(%d+)%.(%d+)%.(%d+)%.(%d+)$")
-    if not a then
-        return nil
-    end
-    a, b, c, d = tonumber(a), tonumber(b), tonumber(c), tonumber(d)
-    if a > 255 or b > 255 or c > 255 or d > 255 then
-        return nil
-    end
-    return char(a, b, c, d)
-end
-
-local function ipv6_groups(part)
-    local out = {}
-    if part == "" then
-        return out
-    end
-    for g in (part .. ":"):gmatch("([^:]*):") do
-        if not g:find("^%x%x?%x?%x?$") then
-            return nil
-        end
-        out[#out + 1] = tonumber(g, 16)
-    end
-    return out
-end
-
-local function ipv6_bytes(s)
-    local head, tail = s, ""
-    local gap = s:find("::", 1, true)
-    if gap then
-        head, tail = s:sub(1, gap - 1), s:sub(gap + 2)
-        if tail:find("::", 1, true) then
-            return nil
-        end
-    end
-    local h, t = ipv6_groups(head), ipv6_groups(tail)
-    if not h or not t then
-        return nil
-    end
-    local missing = 8 - #h - #t
-    if (gap and missing < 1) or (not gap and missing ~= 0) then
-        return nil
-    end
-    local out = {}
-    for _, g in ipairs(h) do
-        out[#out + 1] = char(floor(g / 256), g % 256)
-    end
-    for _ = 1, missing do
-        out[#out + 1] = "\0\0"
-    end
-    for _, g in ipairs(t) do
-        out[#out + 1] = char(floor(g / 256), g % 256)
-    end
-    return table.concat(out)
-end
-
--- "10.0.0.0/8" → { prefix bytes compared whole, the mask of the partial byte after them }.
-local function compile_cidr(s, where)
-    valid.string(s, where)
-    local addr, bits = s:match("^([^/]+)/(%d+)$")
-    addr = addr or s
-    local bytes = ipv4_bytes(addr) or ipv6_bytes(addr)
-    check(bytes, where, "is not an IP address or CIDR: " .. s)
-    local max = #bytes * 8
-    bits = bits and tonumber(bits) or max
-    check(bits <= max, where, "prefix length too long: " .. s)
-    local full = floor(bits / 8)
-    local rest = bits - full * 8
-    return {
-        len = #bytes,
-        full = full,
-        head = sub(bytes, 1, full),
-        mask = rest > 0 and band(lshift(0xff, 8 - rest), 0xff) or 0,
-        last = rest > 0 and byte(bytes, full + 1) or 0,
-    }
-end
-
-local function in_ranges(ranges, addr)
-    for i = 1, #ranges do
-        local r = ranges[i]
-        if #addr == r.len and sub(addr, 1, r.full) == r.head
-            and (r.mask == 0 or band(byte(addr, r.full + 1), r.mask) == band(r.last, r.mask)) then
-            return true
-        end
-    end
-    return false
-end
 
 local OPS = { exact = IS_EXACT, prefix = IS_PREFIX, suffix = IS_SUFFIX, regex = IS_REGEX, present = IS_PRESENT }
 
@@ -257,11 +173,7 @@ local function compile_match(m, where, entry)
     compile_conditions(m.cookies, COOKIE, where .. ".cookies", conds)
     entry.conds = #conds > 0 and conds or nil
     if m.source_ranges ~= nil then
-        local ranges = {}
-        for i, s in ipairs(valid.table(m.source_ranges, where .. ".source_ranges")) do
-            ranges[#ranges + 1] = compile_cidr(s, where .. ".source_ranges[" .. (i - 1) .. "]")
-        end
-        entry.ranges = ranges
+        entry.ranges = cidr.compile_list(m.source_ranges, where .. ".source_ranges")
     end
     return entry
 end
@@ -274,6 +186,10 @@ local function compile_route(r, out)
     action.log_key = metrics.route_key(action.id, r.labels)
     if r.backend ~= nil then
         action.group = balancer.compile_group(r.backend)
+        action.canaries = canary.compile(r.backend.canaries, "backend.canaries")
+        if action.canaries then
+            action.canary_keys = metrics.canary_keys(action.id, r.labels, r.backend.canaries, action.canaries)
+        end
     end
     action.retries = r.retries == nil and 0 or valid.int(r.retries, "retries", 0, 100)
     if r.timeouts ~= nil then
@@ -300,7 +216,12 @@ local function compile_route(r, out)
         compile_match(m, r.matches and ("matches[" .. (i - 1) .. "]") or "match", entry)
         -- Filters compile per entry: prefix replacements depend on the prefix that matched.
         entry.req_filters, entry.resp_filters = filters.compile(r.filters or {}, entry)
-        entry.full = entry.retries > 0 or entry.resp_filters ~= nil
+        -- Requests that need more than the common location continue in a named one: the WAF profile's,
+        -- @np_conn (log phase: gives the connection slot back) or @np_full (header filter, retries).
+        if not entry.location and entry.conn_limit then
+            entry.location = "@np_conn"
+        end
+        entry.full = entry.location ~= nil or entry.retries > 0 or entry.resp_filters ~= nil
         out[#out + 1] = entry
     end
 end
@@ -477,7 +398,10 @@ end
 
 -- access_by_lua of every listener's server block. Response headers set here (the affinity cookie,
 -- added headers) are sent together with the backend's; routes that must see the backend's headers or
--- retry continue in the named location @np_full, which has a header filter.
+-- retry continue in the named location @np_full, which has a header filter. Backends spoken to in
+-- another protocol (HTTPS, gRPC, a TLS profile) continue in that protocol's location, which has one too.
+-- Routes with a connection limit continue in @np_conn (which also has a log phase, to give the slot
+-- back), WAF routes in their profile's location; those proxy over plain HTTP only.
 function _M.access(port)
     local gen = dict:get("gen") or 0
     local name = vhost_name(port, var.host or "", gen)
@@ -498,6 +422,9 @@ function _M.access(port)
     local group = route.group
     local peer, backend, cookie
     if group then
+        if route.canaries then
+            group = choose_canary(route.canaries, group, gen)
+        end
         peer, backend, cookie = balancer.pick(group, gen)
     end
     if not peer then
@@ -506,13 +433,38 @@ function _M.access(port)
     if cookie then
         add_cookie(cookie)
     end
-    balancer.hand_over({ route, peer, backend, gen })
+    local location = backend.location
+    if location and route.location then
+        -- The renderer never sends a WAF or connection-limited route to such a backend; a pushed document
+        -- that does gets an error rather than a request past its WAF or limit.
+        ngx.log(ngx.ERR, "netplane: route ", route.id, ": WAF or connection limit towards a non-HTTP backend")
+        return reject(502, "limit-or-waf-needs-http-backend")
+    end
+    local conn = route.conn_limit
+    if conn and not acquire(conn) then
+        return reject(conn.status, "connection-limit")
+    end
+    -- The group rides along only when a canary took the request (retries stay in it): a fifth slot on
+    -- every request measured ≈ 300 instructions more under callgrind.
+    if group == route.group then
+        balancer.hand_over({ route, peer, backend, gen })
+    else
+        -- The access log and the metrics name the canary (only canary requests pay for this).
+        var.np_route = route.canary_keys[group]
+        balancer.hand_over({ route, peer, backend, gen, group })
+    end
+    if location then
+        return ngx.exec(location)
+    end
     if route.full then
-        return ngx.exec("@np_full")
+        return ngx.exec(route.location or "@np_full")
     end
 end
 
--- header_filter_by_lua of @np_full: response filters that act on the backend's headers.
+-- log_by_lua of @np_conn and the WAF locations.
+_M.log = limits.release
+
+-- header_filter_by_lua of the named locations: response filters that act on the backend's headers.
 function _M.header_filter()
     local state = balancer.take()
     local filters_list = state and state[1].resp_filters
