@@ -15,6 +15,7 @@ import json
 import logging
 import shutil
 import socket
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -346,6 +347,7 @@ class Agent:
 
     async def sync_pods(self) -> None:
         seen: set[str] = set()
+        syncs: dict[str, Coroutine[Any, Any, None]] = {}
         for pod in list(self.pods.cache):
             if (pod.get("spec") or {}).get("nodeName") != self.config.node:
                 continue
@@ -357,7 +359,12 @@ class Agent:
                 self.busy.add(uid)
                 self.spawn(self.stop_pod(pod, confirm=True))
             else:
-                await self.sync_pod(pod)
+                syncs[uid] = self.sync_pod(pod)
+        # Side by side: their API calls (token requests, status reports) would add up one after the
+        # other, which is what a burst of new pods waited for.
+        for pod_uid, failed in zip(syncs, await asyncio.gather(*syncs.values(), return_exceptions=True), strict=True):
+            if isinstance(failed, Exception):
+                log.error("pod %s: sync failed", pod_uid, exc_info=failed)
         for uid, path in self._my_dirs().items():
             if uid not in seen and uid not in self.busy:
                 # Gone from the API (forced deletion, or deleted while this agent was down).
