@@ -83,6 +83,23 @@ def test_agents_log_in_as_their_node_with_only_a_nodes_rights(cluster: Cluster) 
         done = as_node1(*denied)
         assert done.returncode != 0 and "forbidden" in done.stderr.lower() and "system:node:node1" in done.stderr, done
     assert _ready_nodes(cluster) == ["node1", "node2"]
+    # Secrets: only those of node1's own pods, one by name (and its agent still mounts them).
+    ns = f"node-secrets-{uuid.uuid4().hex[:6]}"
+    cluster.kubectl("create", "namespace", ns)
+    for name in ("used", "unused"):
+        cluster.kubectl("-n", ns, "create", "secret", "generic", name, f"--from-literal=word={name}-word")
+    cluster.kubectl("-n", ns, "run", "reader", "--image=busybox", "--restart=Never",
+                    "--overrides", json.dumps({"spec": {"nodeName": "node1", "volumes": [
+                        {"name": "s", "secret": {"secretName": "used"}}], "containers": [{
+                            "name": "reader", "image": "busybox", "command": ["sleep", "3600"],
+                            "volumeMounts": [{"name": "s", "mountPath": "/s"}]}]}}))
+    wait_until("reader Running", lambda: running_pods(cluster, ns, "run=reader", 1), timeout=90)
+    assert cluster.kubectl("-n", ns, "exec", "reader", "--", "cat", "/s/word").stdout == "used-word"
+    assert as_node1("-n", ns, "get", "secret", "used", "-o", "name").stdout.strip() == "secret/used"
+    for denied in (["-n", ns, "get", "secret", "unused"], ["get", "secrets", "-A"], ["-n", ns, "get", "secrets"]):
+        done = as_node1(*denied)
+        assert done.returncode != 0 and "forbidden" in done.stderr.lower(), done
+    cluster.kubectl("delete", "namespace", ns, "--wait=false")
 
 
 @dataclass

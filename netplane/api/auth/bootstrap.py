@@ -8,15 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from netplane.api.auth.nodes import NODE_ROLE, NODES_GROUP
 from netplane.api.auth.projects import DEVELOPER_ROLE
 from netplane.api.auth.rbac import RBAC_GROUP
 from netplane.api.auth.users import ADMINS_GROUP, AUTHENTICATED_GROUP
 from netplane.api.core import ApiCore, WriteOptions
 
 PLATFORM_ADMIN_ROLE = "netplane:platform-admin"
-NODE_ROLE = "system:node"
-NODES_GROUP = "system:nodes"
-NODE_USER_PREFIX = "system:node:"
+
 AUTOUPDATE = "rbac.authorization.kubernetes.io/autoupdate"
 _WRITE = ["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"]
 
@@ -34,13 +33,14 @@ _DEVELOPER_RESOURCES: dict[str, list[str]] = {
 
 _READ = ["get", "list", "watch"]
 # What a node agent does and nothing more (docs/design/auth.md, "Node identities"): its Node and
-# heartbeat, the pods it runs and their status, what their containers are configured from, the
-# network and Services it wires, tokens for its pods' projected volumes, probe Events.
+# heartbeat, the pods it runs and their status, what their containers are configured from (Secrets:
+# only those its pods use, decided by `nodes.secret_decision`), the network and Services it wires,
+# tokens for its pods' projected volumes, probe Events.
 _NODE_RULES: list[dict[str, Any]] = [
     {"apiGroups": [""], "resources": ["nodes"], "verbs": [*_READ, "create", "update", "patch"]},
     {"apiGroups": [""], "resources": ["nodes/status", "pods/status"], "verbs": ["update", "patch"]},
     {"apiGroups": [""], "resources": ["pods"], "verbs": [*_READ, "delete"]},
-    {"apiGroups": [""], "resources": ["services", "configmaps", "secrets"], "verbs": _READ},
+    {"apiGroups": [""], "resources": ["services", "configmaps"], "verbs": _READ},
     {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": _READ},
     {"apiGroups": ["kubeovn.io"], "resources": ["subnets"], "verbs": _READ},
     {"apiGroups": ["netplane.io"], "resources": ["clusterplugins"], "verbs": _READ},

@@ -32,6 +32,7 @@ from netplane.dataplane.agent import podconfig, poddns
 from netplane.dataplane.agent import status as st
 from netplane.dataplane.agent.config import JOIN_CIDR, JOIN_GATEWAY, AgentConfig
 from netplane.dataplane.agent.prober import Prober
+from netplane.dataplane.agent.secrets import PodSecrets
 from netplane.dataplane.agent.services import ENDPOINTSLICES, SERVICES, ServiceProxy
 from netplane.dataplane.agent.tokens import TokenManager
 from netplane.dataplane.proxy import NodeConfig, Proxy
@@ -48,7 +49,6 @@ PODS = Resource("", "v1", "pods", kind="Pod")
 NODES = Resource("", "v1", "nodes", namespaced=False, kind="Node")
 SUBNETS = Resource(GROUP, VERSION, "subnets", namespaced=False, kind="Subnet")
 CONFIGMAPS = Resource("", "v1", "configmaps", kind="ConfigMap")
-SECRETS = Resource("", "v1", "secrets", kind="Secret")
 PLUGINS = Resource("netplane.io", "v1alpha1", "clusterplugins", namespaced=False, kind="ClusterPlugin")
 
 HEARTBEAT = 5.0
@@ -92,10 +92,11 @@ class Agent:
         self.subnets = Informer(self.client, SUBNETS, resync_period=60)
         self.services = Informer(self.client, SERVICES, resync_period=60)
         self.endpoint_slices = Informer(self.client, ENDPOINTSLICES, resync_period=60)
-        # Watched like the kubelet's "Watch" strategy (here: the whole cluster's, one informer each);
-        # every pod pass (STATUS_INTERVAL) re-renders running pods' config volumes from these caches.
+        # ConfigMaps are watched like the kubelet's "Watch" strategy (here: the whole cluster's); Secrets are
+        # fetched one by one (agent/secrets.py). A pod pass re-renders a running pod's config volumes when
+        # one of them changed.
         self.configmaps = Informer(self.client, CONFIGMAPS, resync_period=60)
-        self.secrets = Informer(self.client, SECRETS, resync_period=60)
+        self.secrets = PodSecrets(self.client)  # only those of this node's pods: all a node may read
         # The nodelocaldns plugin decides which nameserver new pods are given.
         self.plugins = Informer(self.client, PLUGINS, resync_period=60)
         self.node_resolv = poddns.parse_resolv_conf(_read_text("/etc/resolv.conf"))
@@ -107,7 +108,7 @@ class Agent:
         self.shim_statuses: dict[str, tuple[tuple[int, int, int], Obj]] = {}
         self.pod_inputs: dict[str, tuple[Any, float]] = {}
         self.pod_nameservers: dict[str, tuple[str, ...]] = {}
-        self.config_generation = 0  # counts ConfigMap and Secret events: their volumes are rendered again
+        self.config_generation = 0  # counts ConfigMap events: their volumes are rendered again
         self.node_resources = self._read_node_resources()
         self.tokens = TokenManager(self.client, self.spawn)  # service-account tokens of projected volumes
         # The node's service proxy; subnets matter to it too (pod CIDRs decide what is masqueraded).
@@ -116,8 +117,8 @@ class Agent:
         self.subnets.add_handler(self.proxy.mark_dirty, self.proxy.mark_dirty, self.proxy.mark_dirty)
         # A node-local DNS cache starting or stopping moves its address between the cache and the fallback.
         self.plugins.add_handler(self.proxy.mark_dirty, self.proxy.mark_dirty, self.proxy.mark_dirty)
-        for informer in (self.configmaps, self.secrets):
-            informer.add_handler(self._config_changed, lambda _old, _new: self._config_changed(), self._config_changed)
+        self.configmaps.add_handler(self._config_changed, lambda _old, _new: self._config_changed(),
+                                    self._config_changed)
         self.pods.add_handler(self._cache_pod_changed, lambda _old, new: self._cache_pod_changed(new),
                               self._cache_pod_changed)
         self.network_dirty = asyncio.Event()
@@ -139,9 +140,9 @@ class Agent:
             informer.add_handler(lambda _o: self.network_dirty.set(), lambda _o, _n: self.network_dirty.set(),
                                  lambda _o: self.network_dirty.set())
             informer.start()
-        for informer in (self.services, self.endpoint_slices, self.configmaps, self.secrets, self.plugins):
+        for informer in (self.services, self.endpoint_slices, self.configmaps, self.plugins):
             informer.start()
-        for informer in (self.pods, self.nodes, self.subnets, self.configmaps, self.secrets, self.plugins):
+        for informer in (self.pods, self.nodes, self.subnets, self.configmaps, self.plugins):
             await informer.wait_synced(60)
         log.info("node %s: registered, caches synced", self.config.node)
         heartbeat = asyncio.create_task(self.heartbeat_forever())
@@ -156,7 +157,7 @@ class Agent:
                 task.cancel()
             await self.prober.close()
             for informer in (self.pods, self.nodes, self.subnets, self.services, self.endpoint_slices,
-                             self.configmaps, self.secrets, self.plugins):
+                             self.configmaps, self.plugins):
                 await informer.stop()
             await self.client.close()
 
@@ -348,6 +349,8 @@ class Agent:
     async def sync_pods(self) -> None:
         seen: set[str] = set()
         syncs: dict[str, Coroutine[Any, Any, None]] = {}
+        await self.secrets.refresh(p for p in self.pods.cache if (p.get("spec") or {}).get("nodeName")
+                                   == self.config.node and not self._finished(p))
         for pod in list(self.pods.cache):
             if (pod.get("spec") or {}).get("nodeName") != self.config.node:
                 continue
@@ -396,7 +399,7 @@ class Agent:
         # What the rest depends on: a pass over a pod where none of it changed has nothing to do. Token
         # renewals are started from rendering, so that runs at least every POD_RESYNC anyway.
         inputs = (pod["metadata"].get("resourceVersion"), stamped[0], ip, sorted(probed.items()),
-                  self.config_generation, self.tokens.version)
+                  self.config_generation, self.secrets.version, self.tokens.version)
         now = asyncio.get_running_loop().time()
         last = self.pod_inputs.get(uid)
         if last is not None and last[0] == inputs and now - last[1] < POD_RESYNC:
@@ -411,6 +414,7 @@ class Agent:
     async def _build_spec(self, pod: Obj, ip: str) -> runtime_spec.PodRuntimeSpec | dict[str, Any] | str:
         meta, spec = pod["metadata"], pod.get("spec") or {}
         pod_dir = self.pod_dir(meta["uid"])
+        await self.secrets.ensure(pod)
         volume_dirs = {}
         for volume in spec.get("volumes") or []:
             path = pod_dir / "volumes" / volume["name"]
@@ -510,8 +514,9 @@ class Agent:
         return str(((plugin.get("spec") or {}).get("config") or {}).get("ip") or NODELOCALDNS_DEFAULT_IP)
 
     def _lookup(self, kind: str, namespace: str, name: str) -> Obj | None:
-        informer = self.configmaps if kind == "configmap" else self.secrets
-        return informer.cache.get_by_name(name, namespace)
+        if kind == "configmap":
+            return self.configmaps.cache.get_by_name(name, namespace)
+        return self.secrets.get(namespace, name)
 
     @staticmethod
     def _read_node_resources() -> podconfig.NodeResources:

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from netplane import certs
-from netplane.api.auth.bootstrap import NODE_USER_PREFIX, NODES_GROUP
 from netplane.api.auth.issue import client_certificate
+from netplane.api.auth.nodes import NODE_USER_PREFIX, NODES_GROUP
 from netplane.controllers.supervisor import ControllerProcess
 from netplane.dataplane import fabric
 from netplane.dataplane.agent import config as agent_config

@@ -1,0 +1,60 @@
+"""What a node may read of Secrets: only those its own pods use, one by name (Kubernetes' Node authorizer,
+for Secrets only; the rest of a node's rights is the `system:node` ClusterRole).
+
+`referenced_secrets` is shared by the gate, which decides, and the node agent, which fetches exactly
+what it will be allowed to read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from netplane.api.auth.rbac import Attributes, Decision, UserInfo
+
+NODE_ROLE = "system:node"
+NODES_GROUP = "system:nodes"
+NODE_USER_PREFIX = "system:node:"
+_READ = ("get", "list", "watch")
+
+Obj = dict[str, Any]
+
+
+def node_name(user: UserInfo) -> str | None:
+    """The node a user is (`system:node:<name>` in `system:nodes`), None for anyone else."""
+    if NODES_GROUP in user.groups and user.name.startswith(NODE_USER_PREFIX):
+        return user.name[len(NODE_USER_PREFIX):] or None
+    return None
+
+
+def referenced_secrets(pod: Obj) -> set[str]:
+    """Names of the Secrets a pod uses: volumes, projected sources, env, envFrom, imagePullSecrets."""
+    spec = pod.get("spec") or {}
+    names = {str(ref.get("name") or "") for ref in spec.get("imagePullSecrets") or []}
+    for volume in spec.get("volumes") or []:
+        names.add(str((volume.get("secret") or {}).get("secretName") or ""))
+        for source in (volume.get("projected") or {}).get("sources") or []:
+            names.add(str((source.get("secret") or {}).get("name") or ""))
+    for container in [*(spec.get("initContainers") or []), *(spec.get("containers") or [])]:
+        for env in container.get("env") or []:
+            names.add(str(((env.get("valueFrom") or {}).get("secretKeyRef") or {}).get("name") or ""))
+        for source in container.get("envFrom") or []:
+            names.add(str((source.get("secretRef") or {}).get("name") or ""))
+    names.discard("")
+    return names
+
+
+def secret_decision(user: UserInfo, attrs: Attributes,
+                    pods_in: Callable[[str], Iterable[Obj]]) -> Decision | None:
+    """The decision on a node's request for Secrets (None: not a node, or not about Secrets).
+
+    A read of one Secret by name (get, or list/watch pinned by `metadata.name`) is allowed when a pod
+    bound to that node in its namespace uses it; anything else about Secrets is refused."""
+    node = node_name(user)
+    if node is None or attrs.api_group != "" or attrs.resource != "secrets" or attrs.subresource:
+        return None
+    if attrs.verb in _READ and attrs.name and attrs.namespace and any(
+            (pod.get("spec") or {}).get("nodeName") == node and attrs.name in referenced_secrets(pod)
+            for pod in pods_in(attrs.namespace)):
+        return Decision(True)
+    return Decision(False, "no relationship found between node and this object")
