@@ -46,10 +46,9 @@ def referenced_secrets(pod: Obj) -> set[str]:
 
 def secret_decision(user: UserInfo, attrs: Attributes,
                     pods_in: Callable[[str], Iterable[Obj]]) -> Decision | None:
-    """The decision on a node's request for Secrets (None: not a node, or not about Secrets).
-
-    A read of one Secret by name (get, or list/watch pinned by `metadata.name`) is allowed when a pod
-    bound to that node in its namespace uses it; anything else about Secrets is refused."""
+    """Allows a node to read one Secret by name (get, or list/watch pinned by `metadata.name`) that a pod
+    bound to it in that namespace uses; None (no opinion: RBAC decides, and `system:node` grants no
+    Secrets) for anything else, as Kubernetes' Node authorizer before RBAC."""
     node = node_name(user)
     if node is None or attrs.api_group != "" or attrs.resource != "secrets" or attrs.subresource:
         return None
@@ -57,4 +56,4 @@ def secret_decision(user: UserInfo, attrs: Attributes,
             (pod.get("spec") or {}).get("nodeName") == node and attrs.name in referenced_secrets(pod)
             for pod in pods_in(attrs.namespace)):
         return Decision(True)
-    return Decision(False, "no relationship found between node and this object")
+    return None
