@@ -79,6 +79,7 @@ def test_agents_log_in_as_their_node_with_only_a_nodes_rights(cluster: Cluster) 
     assert "node1" in as_node1("get", "nodes").stdout  # what an agent does
     for denied in (["create", "namespace", f"node-made-{uuid.uuid4().hex[:6]}"],
                    ["delete", "node", "node2"], ["get", "clusterrolebindings"],
+                   ["label", "node", "node2", "taken-over=yes"],  # another node's Node: NodeRestriction
                    ["create", "deployment", "x", "--image=busybox"]):
         done = as_node1(*denied)
         assert done.returncode != 0 and "forbidden" in done.stderr.lower() and "system:node:node1" in done.stderr, done

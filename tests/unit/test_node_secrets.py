@@ -1,4 +1,4 @@
-"""A node reads only the Secrets its pods use: the gate's decision and the agent's fetching."""
+"""What a node may do beyond its role and what it may not (the gate's decisions), and the agent fetching its Secrets."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from netplane.api.auth.nodes import referenced_secrets, secret_decision
+from netplane.api.auth.nodes import referenced_secrets, restriction, secret_decision
 from netplane.api.auth.rbac import Attributes, UserInfo
 from netplane.controllers.kube.errors import NotFound
 from netplane.controllers.kube.resources import Resource
@@ -93,3 +93,19 @@ def test_the_agent_fetches_what_its_pods_use_and_again_when_due() -> None:
         assert secrets.get("app", "vol") is None
 
     asyncio.run(scenario())
+
+
+def test_a_node_changes_only_its_own_node_and_the_pods_bound_to_it() -> None:
+    pods = {("app", "mine"): pod("mine", "node1"), ("app", "theirs"): pod("theirs", "node2")}
+
+    def refused(verb: str, resource: str, name: str, subresource: str = "") -> bool:
+        attrs = Attributes(verb=verb, namespace="" if resource == "nodes" else "app", api_group="",
+                           api_version="v1", resource=resource, subresource=subresource, name=name)
+        decision = restriction(NODE1, attrs, lambda ns, n: pods.get((ns, n)))
+        return decision is not None and not decision.allowed
+
+    assert not refused("update", "nodes", "node1", "status") and not refused("patch", "nodes", "node1")
+    assert refused("update", "nodes", "node2", "status") and refused("delete", "nodes", "node2")
+    assert not refused("update", "pods", "mine", "status") and not refused("delete", "pods", "mine")
+    assert refused("update", "pods", "theirs", "status") and refused("delete", "pods", "theirs")
+    assert not refused("get", "nodes", "node2")  # reading is the role's business

@@ -76,14 +76,23 @@ class AuthGate:
 
     # --- decisions ---------------------------------------------------------------------------
 
-    def _pods_in(self, namespace: str) -> list[Obj]:
+    def _pods_rt(self) -> ResourceType:
         rt = self._core.registry.lookup("", "v1", "pods")
         assert rt is not None
-        return [decode(r.value) for r in self._core.store.list(rt, namespace)[0]]
+        return rt
+
+    def _pods_in(self, namespace: str) -> list[Obj]:
+        return [decode(r.value) for r in self._core.store.list(self._pods_rt(), namespace)[0]]
+
+    def _pod(self, namespace: str, name: str) -> Obj | None:
+        return self._core.store.get_obj(self._pods_rt(), namespace, name)
 
     def authorize(self, user: UserInfo, attrs: Attributes) -> Decision:
         if MASTERS_GROUP in user.groups:
             return Decision(True)
+        restricted = nodes.restriction(user, attrs, self._pod)
+        if restricted is not None:
+            return restricted
         by_node = nodes.secret_decision(user, attrs, self._pods_in)
         if by_node is not None:
             return by_node

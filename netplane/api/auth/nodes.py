@@ -1,5 +1,8 @@
-"""What a node may read of Secrets: only those its own pods use, one by name (Kubernetes' Node authorizer,
-for Secrets only; the rest of a node's rights is the `system:node` ClusterRole).
+"""What a node may do beyond its `system:node` ClusterRole, and what it may not despite it.
+
+`secret_decision`: it reads only the Secrets its own pods use, one by name (Kubernetes' Node
+authorizer, for Secrets). `restriction`: it changes only its own Node and the pods bound to it
+(Kubernetes' NodeRestriction, for updates, patches and deletions of existing objects).
 
 `referenced_secrets` is shared by the gate, which decides, and the node agent, which fetches exactly
 what it will be allowed to read.
@@ -16,6 +19,7 @@ NODE_ROLE = "system:node"
 NODES_GROUP = "system:nodes"
 NODE_USER_PREFIX = "system:node:"
 _READ = ("get", "list", "watch")
+_CHANGE = ("update", "patch", "delete")
 
 Obj = dict[str, Any]
 
@@ -24,6 +28,20 @@ def node_name(user: UserInfo) -> str | None:
     """The node a user is (`system:node:<name>` in `system:nodes`), None for anyone else."""
     if NODES_GROUP in user.groups and user.name.startswith(NODE_USER_PREFIX):
         return user.name[len(NODE_USER_PREFIX):] or None
+    return None
+
+
+def restriction(user: UserInfo, attrs: Attributes, get_pod: Callable[[str, str], Obj | None]) -> Decision | None:
+    """A denial when a node would change another node's Node or a pod bound elsewhere; None otherwise."""
+    node = node_name(user)
+    if node is None or attrs.api_group != "" or attrs.verb not in _CHANGE or not attrs.name:
+        return None
+    if attrs.resource == "nodes" and attrs.name != node:
+        return Decision(False, f"node {node!r} cannot modify node {attrs.name!r}")
+    if attrs.resource == "pods":
+        pod = get_pod(attrs.namespace, attrs.name)
+        if pod is not None and (pod.get("spec") or {}).get("nodeName") != node:
+            return Decision(False, f"node {node!r} can only modify pods bound to it")
     return None
 
 
