@@ -583,11 +583,13 @@ class Agent:
                 await asyncio.to_thread(runtime.cleanup, pod_dir)
             with contextlib.suppress(FileNotFoundError):
                 streams_record.record_path(self.pods_dir, uid).unlink()
+            # Files first: once the pod is gone from the API, nothing of it is left on the node (a failed
+            # delete is retried by the next pass, which finds the directory gone and only deletes).
+            await asyncio.to_thread(shutil.rmtree, pod_dir, ignore_errors=True)
             if confirm:
                 with contextlib.suppress(NotFound, Conflict):
                     await self.client.delete(PODS, meta["name"], meta.get("namespace"), uid=uid,
                                              grace_period_seconds=0)
-            shutil.rmtree(pod_dir, ignore_errors=True)
             for key in [k for k in self.volume_files if k[0] == uid]:
                 del self.volume_files[key]
             for cache in (self.shim_statuses, self.pod_inputs, self.pod_nameservers):
