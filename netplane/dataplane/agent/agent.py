@@ -558,10 +558,10 @@ class Agent:
         try:
             runtime_spec.save(pod_dir, spec)
             (pod_dir / NODE_FILE).write_text(self.config.node)
-            pid = await asyncio.to_thread(runtime.start_shim, pod_dir)
+            pid = await runtime.start_shim_async(pod_dir)
             # The shim writes its status file only after it has detached; until then the next pass would see
             # no shim and start a second one for the same pod.
-            await asyncio.to_thread(runtime.wait_for, pod_dir, lambda status: True)
+            await runtime.wait_for_status(pod_dir)
             log.info("pod %s/%s: started (shim %d)", pod["metadata"].get("namespace"), pod["metadata"]["name"], pid)
         except Exception as e:
             log.exception("pod %s: start failed", uid)
