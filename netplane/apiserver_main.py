@@ -224,7 +224,7 @@ async def serve(options: UpOptions) -> int:
         "--node-monitor-grace-period", f"{options.node_monitor_grace_period}s"))
     controllers.start()
     if dataplane is not None:
-        dataplane.write_agent_configs(port, (pki / "ca.crt").read_bytes(), token)
+        dataplane.write_agent_configs(port, pki)
         dataplane.start_agents()
         print(f"netplane cluster: nodes {', '.join(n.name for n in dataplane.plan.nodes)} "
               f"(fabric {dataplane.plan.subnet}, API on {dataplane.control_plane_ip}:{port})", flush=True)

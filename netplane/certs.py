@@ -93,12 +93,17 @@ def ensure_admin_token(pki: Path) -> str:
     return token
 
 
-def write_kubeconfig(path: Path, server: str, ca_pem: bytes, token: str, user: str = "admin") -> None:
+def write_kubeconfig(path: Path, server: str, ca_pem: bytes, token: str, user: str = "admin",
+                     client_cert: tuple[bytes, bytes] | None = None) -> None:
+    """A private kubeconfig logging in with `token`, or with `client_cert` (certificate PEM, key PEM)."""
+    credentials = {"token": token} if client_cert is None else {
+        "client-certificate-data": base64.b64encode(client_cert[0]).decode(),
+        "client-key-data": base64.b64encode(client_cert[1]).decode()}
     config = {
         "apiVersion": "v1", "kind": "Config", "preferences": {},
         "clusters": [{"name": "netplane", "cluster": {
             "server": server, "certificate-authority-data": base64.b64encode(ca_pem).decode()}}],
-        "users": [{"name": user, "user": {"token": token}}],
+        "users": [{"name": user, "user": credentials}],
         "contexts": [{"name": "netplane", "context": {"cluster": "netplane", "user": user,
                                                       "namespace": "default"}}],
         "current-context": "netplane",

@@ -61,6 +61,48 @@ def test_nodes_register_with_their_fabric_address(cluster: Cluster) -> None:
     assert "172.31.251.2:" in endpoints, endpoints
 
 
+def test_agents_log_in_as_their_node_with_only_a_nodes_rights(cluster: Cluster) -> None:
+    """Each agent has its own identity (not the admin's): a client certificate for system:node:<name>
+    in group system:nodes. The nodes registered above with it; outside the system:node role, 403."""
+    wait_until("two Ready nodes", lambda: _ready_nodes(cluster) == ["node1", "node2"] and True)
+    kubeconfig = cluster.data_dir / "agents" / "node1" / "kubeconfig"
+    assert "token" not in kubeconfig.read_text()
+    # The agent's kubeconfig names the API on the fabric; from here, the same API on loopback.
+    server = cluster.kubectl("config", "view", "--minify", "-o", "jsonpath={.clusters[0].cluster.server}").stdout
+
+    def as_node1(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(cluster.kubectl_bin), "--kubeconfig", str(kubeconfig), "--server", server, *args],
+                              capture_output=True, text=True, timeout=60)
+
+    who = json.loads(as_node1("auth", "whoami", "-o", "json").stdout)["status"]["userInfo"]
+    assert who["username"] == "system:node:node1" and "system:nodes" in who["groups"], who
+    assert "node1" in as_node1("get", "nodes").stdout  # what an agent does
+    for denied in (["create", "namespace", f"node-made-{uuid.uuid4().hex[:6]}"],
+                   ["delete", "node", "node2"], ["get", "clusterrolebindings"],
+                   ["label", "node", "node2", "taken-over=yes"],  # another node's Node: NodeRestriction
+                   ["create", "deployment", "x", "--image=busybox"]):
+        done = as_node1(*denied)
+        assert done.returncode != 0 and "forbidden" in done.stderr.lower() and "system:node:node1" in done.stderr, done
+    assert _ready_nodes(cluster) == ["node1", "node2"]
+    # Secrets: only those of node1's own pods, one by name (and its agent still mounts them).
+    ns = f"node-secrets-{uuid.uuid4().hex[:6]}"
+    cluster.kubectl("create", "namespace", ns)
+    for name in ("used", "unused"):
+        cluster.kubectl("-n", ns, "create", "secret", "generic", name, f"--from-literal=word={name}-word")
+    cluster.kubectl("-n", ns, "run", "reader", "--image=busybox", "--restart=Never",
+                    "--overrides", json.dumps({"spec": {"nodeName": "node1", "volumes": [
+                        {"name": "s", "secret": {"secretName": "used"}}], "containers": [{
+                            "name": "reader", "image": "busybox", "command": ["sleep", "3600"],
+                            "volumeMounts": [{"name": "s", "mountPath": "/s"}]}]}}))
+    wait_until("reader Running", lambda: running_pods(cluster, ns, "run=reader", 1), timeout=90)
+    assert cluster.kubectl("-n", ns, "exec", "reader", "--", "cat", "/s/word").stdout == "used-word"
+    assert as_node1("-n", ns, "get", "secret", "used", "-o", "name").stdout.strip() == "secret/used"
+    for denied in (["-n", ns, "get", "secret", "unused"], ["get", "secrets", "-A"], ["-n", ns, "get", "secrets"]):
+        done = as_node1(*denied)
+        assert done.returncode != 0 and "forbidden" in done.stderr.lower(), done
+    cluster.kubectl("delete", "namespace", ns, "--wait=false")
+
+
 @dataclass
 class Demo:
     ns: str

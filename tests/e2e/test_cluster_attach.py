@@ -7,11 +7,15 @@ asks for a TTY (and puts its terminal in raw mode) when its stdin is one.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import pty
 import re
 import shutil
+import signal
+import struct
 import subprocess
+import termios
 import threading
 import time
 from collections.abc import Iterator
@@ -38,12 +42,17 @@ def cluster() -> Iterator[Cluster]:
         yield made
 
 
+def _set_size(terminal: int, width: int, height: int) -> None:
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
+
+
 class Terminal:
     """kubectl with a pseudo-terminal as its stdin, stdout and stderr; everything it prints is kept."""
 
-    def __init__(self, cluster: Cluster, *args: str) -> None:
+    def __init__(self, cluster: Cluster, *args: str, size: tuple[int, int] = (80, 24)) -> None:
         master, slave = pty.openpty()
         self.master = master
+        _set_size(master, *size)  # what kubectl reads from its terminal and sends at the start
         self.proc = subprocess.Popen(
             [str(cluster.kubectl_bin), "--kubeconfig", str(cluster.data_dir / "kubeconfig"), *args],
             stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
@@ -72,6 +81,12 @@ class Terminal:
         wait_until(f"{pattern!r} from kubectl", lambda: re.search(pattern, self.text()) or self.proc.poll() is not None,
                    timeout=timeout, interval=0.1)
         assert re.search(pattern, self.text()), f"kubectl exited ({self.proc.returncode}):\n{self.text()}"
+
+    def resize(self, width: int, height: int) -> None:
+        """As a terminal window being resized: a new size, and SIGWINCH to kubectl (the pty is not its
+        controlling terminal, so the kernel would not send it)."""
+        _set_size(self.master, width, height)
+        self.proc.send_signal(signal.SIGWINCH)
 
     def type(self, line: str) -> None:
         os.write(self.master, line.encode() + b"\r")  # the Enter key of a terminal in raw mode
@@ -104,6 +119,24 @@ def test_run_rm_it_gives_a_shell_and_removes_the_pod(cluster: Cluster) -> None:
     assert 'pod "test-pod" deleted' in term.text()
     wait_until("test-pod to be gone", lambda: cluster.kubectl("get", "pod", "test-pod", check=False).returncode != 0,
                timeout=90)
+
+
+def test_attach_t_gives_the_container_the_terminals_size_and_its_changes(cluster: Cluster) -> None:
+    term = Terminal(cluster, "run", "resize-me", "--rm", "-it", "--image=busybox", "--", "/bin/sh", size=(97, 31))
+    try:
+        term.expect("If you don't see a command prompt, try pressing enter", timeout=120)
+        term.type("")
+        term.expect(r"# ")
+        term.type("echo size=$(stty size)")  # rows, then columns
+        term.expect("size=31 97")
+        term.resize(123, 45)
+        term.type("echo size=$(stty size)")
+        term.expect("size=45 123")
+        term.type("exit")
+        assert term.wait() == 0, term.text()
+    finally:
+        term.kill()
+        cluster.kubectl("delete", "pod", "resize-me", "--wait=false", check=False)
 
 
 def test_attach_i_writes_to_the_containers_stdin(cluster: Cluster) -> None:

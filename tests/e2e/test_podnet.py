@@ -203,6 +203,23 @@ def test_drift_is_repaired_with_exactly_the_missing_pieces(fabric: FabricPlan,
     assert _peer_seen(_pod_ns(fabric, A), B.ip) == "10.16.0.5"
 
 
+def test_checked_pods_are_not_entered_but_their_node_side_is_kept(fabric: FabricPlan) -> None:
+    """What the agent relies on between full verifications: a pod it passes as `checked` is not looked
+    at inside (so drift there waits for the next full apply), while the node's own state, that pod's
+    veth and route included, is still verified and kept."""
+    plan = plan_node(podnet_cluster(fabric), "node1", [A, B, C])
+    apply(plan)
+    a_ns, node1 = _pod_ns(fabric, A), fabric.nodes[0]
+    assert _in(a_ns, "ip", "route", "del", "default").returncode == 0
+    assert _in(node1.netns, "ip", "route", "del", "10.16.0.6/32").returncode == 0
+    checked = [p for p in plan.pods if p.uid == A.uid]
+    assert apply(plan, checked) == ["route 10.16.0.6/32 dev vxlan0 via 100.64.0.3"]
+    assert "default" not in _in(a_ns, "ip", "route").stdout
+    assert host_ifname(A.uid) in _in(node1.netns, "ip", "-br", "link").stdout
+    assert apply(plan) == ["pod default/a: default route via 10.16.0.1"]
+    assert "default via 10.16.0.1" in _in(a_ns, "ip", "route").stdout
+
+
 def test_reapplying_from_a_new_agent_process_changes_nothing(fabric: FabricPlan,
                                                              serve: list[subprocess.Popen[str]]) -> None:
     pods = [A, B, C]

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from netplane.api.auth.nodes import NODE_ROLE, NODES_GROUP
 from netplane.api.auth.projects import DEVELOPER_ROLE
 from netplane.api.auth.rbac import RBAC_GROUP
 from netplane.api.auth.users import ADMINS_GROUP, AUTHENTICATED_GROUP
 from netplane.api.core import ApiCore, WriteOptions
 
 PLATFORM_ADMIN_ROLE = "netplane:platform-admin"
+
 AUTOUPDATE = "rbac.authorization.kubernetes.io/autoupdate"
 _WRITE = ["get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"]
 
@@ -28,6 +30,23 @@ _DEVELOPER_RESOURCES: dict[str, list[str]] = {
     "networking.k8s.io": ["ingresses", "networkpolicies"],
     "events.k8s.io": ["events"],
 }
+
+_READ = ["get", "list", "watch"]
+# What a node agent does and nothing more (docs/design/auth.md, "Node identities"): its Node and
+# heartbeat, the pods it runs and their status, what their containers are configured from (Secrets:
+# only those its pods use, decided by `nodes.secret_decision`), the network and Services it wires,
+# tokens for its pods' projected volumes, probe Events.
+_NODE_RULES: list[dict[str, Any]] = [
+    {"apiGroups": [""], "resources": ["nodes"], "verbs": [*_READ, "create", "update", "patch"]},
+    {"apiGroups": [""], "resources": ["nodes/status", "pods/status"], "verbs": ["update", "patch"]},
+    {"apiGroups": [""], "resources": ["pods"], "verbs": [*_READ, "delete"]},
+    {"apiGroups": [""], "resources": ["services", "configmaps"], "verbs": _READ},
+    {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": _READ},
+    {"apiGroups": ["kubeovn.io"], "resources": ["subnets"], "verbs": _READ},
+    {"apiGroups": ["netplane.io"], "resources": ["clusterplugins"], "verbs": _READ},
+    {"apiGroups": [""], "resources": ["serviceaccounts/token"], "verbs": ["create"]},
+    {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create", "update", "patch"]},
+]
 
 # kube-apiserver's system:discovery and system:basic-user: what any authenticated user may do.
 _DISCOVERY_URLS = ["/api", "/api/*", "/apis", "/apis/*", "/openapi", "/openapi/*", "/version", "/version/",
@@ -63,6 +82,8 @@ def builtin_objects() -> list[dict[str, Any]]:
             {"apiGroups": ["authorization.k8s.io"], "resources": ["selfsubjectaccessreviews"], "verbs": ["create"]},
             {"apiGroups": ["authentication.k8s.io"], "resources": ["selfsubjectreviews"], "verbs": ["create"]}]),
         _binding("system:basic-user", "system:basic-user", AUTHENTICATED_GROUP),
+        _role(NODE_ROLE, _NODE_RULES),
+        _binding(NODE_ROLE, NODE_ROLE, NODES_GROUP),
     ]
 
 

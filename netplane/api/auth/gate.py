@@ -17,7 +17,7 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from netplane.api import errors
-from netplane.api.auth import projects, reviews
+from netplane.api.auth import nodes, projects, reviews
 from netplane.api.auth.attributes import request_attributes
 from netplane.api.auth.audit import AuditLog, timestamp
 from netplane.api.auth.authn import MASTERS_GROUP, Authenticator, Unauthenticated
@@ -27,7 +27,7 @@ from netplane.api.auth.store_policy import StorePolicy
 from netplane.api.auth.users import USERS_FILE, UserStore
 from netplane.api.core import ApiCore
 from netplane.api.errors import ApiError
-from netplane.api.objects import Obj
+from netplane.api.objects import Obj, decode
 from netplane.api.resources import ResourceType
 
 AUDIT_FILE = "audit.log"
@@ -76,9 +76,26 @@ class AuthGate:
 
     # --- decisions ---------------------------------------------------------------------------
 
+    def _pods_rt(self) -> ResourceType:
+        rt = self._core.registry.lookup("", "v1", "pods")
+        assert rt is not None
+        return rt
+
+    def _pods_in(self, namespace: str) -> list[Obj]:
+        return [decode(r.value) for r in self._core.store.list(self._pods_rt(), namespace)[0]]
+
+    def _pod(self, namespace: str, name: str) -> Obj | None:
+        return self._core.store.get_obj(self._pods_rt(), namespace, name)
+
     def authorize(self, user: UserInfo, attrs: Attributes) -> Decision:
         if MASTERS_GROUP in user.groups:
             return Decision(True)
+        restricted = nodes.restriction(user, attrs, self._pod)
+        if restricted is not None:
+            return restricted
+        by_node = nodes.secret_decision(user, attrs, self._pods_in)
+        if by_node is not None:
+            return by_node
         decision = self.rbac.authorize(user, attrs)
         if decision.allowed:
             return decision

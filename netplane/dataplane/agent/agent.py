@@ -15,6 +15,7 @@ import json
 import logging
 import shutil
 import socket
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ from netplane.dataplane.agent import podconfig, poddns
 from netplane.dataplane.agent import status as st
 from netplane.dataplane.agent.config import JOIN_CIDR, JOIN_GATEWAY, AgentConfig
 from netplane.dataplane.agent.prober import Prober
+from netplane.dataplane.agent.secrets import PodSecrets
 from netplane.dataplane.agent.services import ENDPOINTSLICES, SERVICES, ServiceProxy
 from netplane.dataplane.agent.tokens import TokenManager
 from netplane.dataplane.proxy import NodeConfig, Proxy
@@ -47,12 +49,16 @@ PODS = Resource("", "v1", "pods", kind="Pod")
 NODES = Resource("", "v1", "nodes", namespaced=False, kind="Node")
 SUBNETS = Resource(GROUP, VERSION, "subnets", namespaced=False, kind="Subnet")
 CONFIGMAPS = Resource("", "v1", "configmaps", kind="ConfigMap")
-SECRETS = Resource("", "v1", "secrets", kind="Secret")
 PLUGINS = Resource("netplane.io", "v1alpha1", "clusterplugins", namespaced=False, kind="ClusterPlugin")
 
 HEARTBEAT = 5.0
 STATUS_INTERVAL = 1.0  # how often shims' status files are read and reported
-NETWORK_RESYNC = 30.0  # podnet is re-applied on changes, and at least this often
+# The pod network is applied when its plan changes; the node namespace's part of it is verified (drift
+# repaired) this often, and what is inside every pod namespace (only root on the host can change it) more
+# rarely.
+NETWORK_RESYNC = 30.0
+POD_NETWORK_RESYNC = 300.0
+POD_RESYNC = 60.0  # a running pod whose inputs did not change is looked at again this often
 NODE_FILE = "node"  # in a pod directory: which node runs it (agents only touch their own)
 LOGICAL_SWITCH_ANNOTATION = "ovn.kubernetes.io/logical_switch"
 
@@ -86,14 +92,24 @@ class Agent:
         self.subnets = Informer(self.client, SUBNETS, resync_period=60)
         self.services = Informer(self.client, SERVICES, resync_period=60)
         self.endpoint_slices = Informer(self.client, ENDPOINTSLICES, resync_period=60)
-        # Watched like the kubelet's "Watch" strategy (here: the whole cluster's, one informer each);
-        # every pod pass (STATUS_INTERVAL) re-renders running pods' config volumes from these caches.
+        # ConfigMaps are watched like the kubelet's "Watch" strategy (here: the whole cluster's); Secrets are
+        # fetched one by one (agent/secrets.py). A pod pass re-renders a running pod's config volumes when
+        # one of them changed.
         self.configmaps = Informer(self.client, CONFIGMAPS, resync_period=60)
-        self.secrets = Informer(self.client, SECRETS, resync_period=60)
+        self.secrets = PodSecrets(self.client)  # only those of this node's pods: all a node may read
         # The nodelocaldns plugin decides which nameserver new pods are given.
         self.plugins = Informer(self.client, PLUGINS, resync_period=60)
         self.node_resolv = poddns.parse_resolv_conf(_read_text("/etc/resolv.conf"))
         self.volume_files: dict[tuple[str, str], podconfig.Files] = {}  # (pod uid, volume) -> last written
+        # Caches that keep an idle pass cheap (the pod files under pods_dir are written by the agent and
+        # the shims only): pod directory -> its node, uid -> its shim status, uid -> its last synced
+        # inputs and when, uid -> its resolv.conf nameservers.
+        self.dir_nodes: dict[str, str] = {}
+        self.shim_statuses: dict[str, tuple[tuple[int, int, int], Obj]] = {}
+        self.pod_inputs: dict[str, tuple[Any, float]] = {}
+        self.pod_nameservers: dict[str, tuple[str, ...]] = {}
+        self.config_generation = 0  # counts ConfigMap events: their volumes are rendered again
+        self.node_resources = self._read_node_resources()
         self.tokens = TokenManager(self.client, self.spawn)  # service-account tokens of projected volumes
         # The node's service proxy; subnets matter to it too (pod CIDRs decide what is masqueraded).
         self.proxy = ServiceProxy(self.services, self.endpoint_slices, self._proxy_config, Proxy(config.netns).sync,
@@ -101,12 +117,17 @@ class Agent:
         self.subnets.add_handler(self.proxy.mark_dirty, self.proxy.mark_dirty, self.proxy.mark_dirty)
         # A node-local DNS cache starting or stopping moves its address between the cache and the fallback.
         self.plugins.add_handler(self.proxy.mark_dirty, self.proxy.mark_dirty, self.proxy.mark_dirty)
+        self.configmaps.add_handler(self._config_changed, lambda _old, _new: self._config_changed(),
+                                    self._config_changed)
         self.pods.add_handler(self._cache_pod_changed, lambda _old, new: self._cache_pod_changed(new),
                               self._cache_pod_changed)
         self.network_dirty = asyncio.Event()
         self.busy: set[str] = set()  # pod uids with a start or stop under way
         self.tasks: set[asyncio.Task[None]] = set()
         self.wired: set[str] = set()  # local pod uids whose network the last apply made
+        self.applied_plan: podnet.NodePlan | None = None  # what the kernel was last made to match
+        self.network_verified = -NETWORK_RESYNC  # loop times of the last verifications (see NETWORK_RESYNC)
+        self.pods_verified = -POD_NETWORK_RESYNC
         self.reported_records: dict[str, str] = {}
         self.prober = Prober(self.client, config.node, self.pod_dir)  # probe tasks of running containers
 
@@ -119,9 +140,9 @@ class Agent:
             informer.add_handler(lambda _o: self.network_dirty.set(), lambda _o, _n: self.network_dirty.set(),
                                  lambda _o: self.network_dirty.set())
             informer.start()
-        for informer in (self.services, self.endpoint_slices, self.configmaps, self.secrets, self.plugins):
+        for informer in (self.services, self.endpoint_slices, self.configmaps, self.plugins):
             informer.start()
-        for informer in (self.pods, self.nodes, self.subnets, self.configmaps, self.secrets, self.plugins):
+        for informer in (self.pods, self.nodes, self.subnets, self.configmaps, self.plugins):
             await informer.wait_synced(60)
         log.info("node %s: registered, caches synced", self.config.node)
         heartbeat = asyncio.create_task(self.heartbeat_forever())
@@ -136,7 +157,7 @@ class Agent:
                 task.cancel()
             await self.prober.close()
             for informer in (self.pods, self.nodes, self.subnets, self.services, self.endpoint_slices,
-                             self.configmaps, self.secrets, self.plugins):
+                             self.configmaps, self.plugins):
                 await informer.stop()
             await self.client.close()
 
@@ -183,12 +204,10 @@ class Agent:
     # ------------------------------------------------------------------ loop
 
     async def sync_forever(self) -> None:
-        last_network = -NETWORK_RESYNC
         loop = asyncio.get_running_loop()
         while True:
-            if self.network_dirty.is_set() or loop.time() - last_network >= NETWORK_RESYNC:
+            if self.network_dirty.is_set() or loop.time() - self.network_verified >= NETWORK_RESYNC:
                 self.network_dirty.clear()
-                last_network = loop.time()
                 try:
                     await self.sync_network()
                 except Exception:
@@ -262,11 +281,27 @@ class Agent:
             meta = pod["metadata"]
             pods.append(podnet.Pod(meta["uid"], f"{meta.get('namespace')}/{meta['name']}", ip, pod["spec"]["nodeName"]))
         plan = podnet.plan_node(self._cluster(), self.config.node, pods)
-        for problem in plan.problems:
-            log.warning("pod network: %s", problem)
-        changes = await asyncio.to_thread(podnet.apply, plan)
+        now = asyncio.get_running_loop().time()
+        verify = now - self.network_verified >= NETWORK_RESYNC
+        verify_pods = now - self.pods_verified >= POD_NETWORK_RESYNC
+        if plan == self.applied_plan and not verify:
+            return  # most events (heartbeats, pod status) change nothing the network is made of
+        if plan.problems != (self.applied_plan.problems if self.applied_plan else ()):
+            for problem in plan.problems:
+                log.warning("pod network: %s", problem)
+        # Pods the last apply wired are not re-entered (a netlink socket in each pod namespace is the
+        # costly part of a sync), except by the slower verification of every pod.
+        previous = set(self.applied_plan.pods) if self.applied_plan and not verify_pods else set()
+        # Times of attempts: a failing apply is retried on changes, not in a loop.
+        if verify:
+            self.network_verified = now
+        if not previous:
+            self.pods_verified = now
+        self.applied_plan = None  # until this apply has succeeded: a failed one is followed by a full one
+        changes = await asyncio.to_thread(podnet.apply, plan, previous & set(plan.pods))
         for change in changes:
             log.info("pod network: %s", change)
+        self.applied_plan = plan
         self.wired = {p.uid for p in plan.pods}
 
     # ------------------------------------------------------------------ pods
@@ -280,14 +315,42 @@ class Agent:
 
     def _my_dirs(self) -> dict[str, Path]:
         mine = {}
-        for path in self.pods_dir.iterdir() if self.pods_dir.is_dir() else []:
-            with contextlib.suppress(OSError):
-                if (path / NODE_FILE).read_text().strip() == self.config.node:
-                    mine[path.name] = path
+        paths = list(self.pods_dir.iterdir()) if self.pods_dir.is_dir() else []
+        for path in paths:
+            node = self.dir_nodes.get(path.name)
+            if node is None:
+                with contextlib.suppress(OSError):
+                    # Written once when the pod starts, never changed: read once per directory.
+                    node = self.dir_nodes[path.name] = (path / NODE_FILE).read_text().strip()
+            if node == self.config.node:
+                mine[path.name] = path
+        for gone in self.dir_nodes.keys() - {p.name for p in paths}:
+            del self.dir_nodes[gone]
         return mine
+
+    def _shim_status(self, uid: str) -> tuple[tuple[int, int, int], Obj] | None:
+        """The shim's status.json and a stamp of the file; parsed again only when the shim wrote a new
+        one (it replaces the file, so a new write is a new inode)."""
+        pod_dir = self.pod_dir(uid)
+        try:
+            info = (pod_dir / runtime_spec.STATUS_FILE).stat()
+        except OSError:
+            self.shim_statuses.pop(uid, None)
+            return None
+        stamp = (info.st_ino, info.st_mtime_ns, info.st_size)
+        cached = self.shim_statuses.get(uid)
+        if cached is None or cached[0] != stamp:
+            status = runtime.read_status(pod_dir)
+            if status is None:
+                return None
+            cached = self.shim_statuses[uid] = (stamp, status)
+        return cached
 
     async def sync_pods(self) -> None:
         seen: set[str] = set()
+        syncs: dict[str, Coroutine[Any, Any, None]] = {}
+        await self.secrets.refresh(p for p in self.pods.cache if (p.get("spec") or {}).get("nodeName")
+                                   == self.config.node and not self._finished(p))
         for pod in list(self.pods.cache):
             if (pod.get("spec") or {}).get("nodeName") != self.config.node:
                 continue
@@ -299,7 +362,12 @@ class Agent:
                 self.busy.add(uid)
                 self.spawn(self.stop_pod(pod, confirm=True))
             else:
-                await self.sync_pod(pod)
+                syncs[uid] = self.sync_pod(pod)
+        # Side by side: their API calls (token requests, status reports) would add up one after the
+        # other, which is what a burst of new pods waited for.
+        for pod_uid, failed in zip(syncs, await asyncio.gather(*syncs.values(), return_exceptions=True), strict=True):
+            if isinstance(failed, Exception):
+                log.error("pod %s: sync failed", pod_uid, exc_info=failed)
         for uid, path in self._my_dirs().items():
             if uid not in seen and uid not in self.busy:
                 # Gone from the API (forced deletion, or deleted while this agent was down).
@@ -308,10 +376,10 @@ class Agent:
 
     async def sync_pod(self, pod: Obj) -> None:
         uid = pod["metadata"]["uid"]
-        pod_dir = self.pod_dir(uid)
         host_network = bool((pod.get("spec") or {}).get("hostNetwork"))
         ip = ipaddress.IPv4Address(self.config.fabric_address) if host_network else st.pod_ipv4(pod)
-        shim = runtime.read_status(pod_dir)
+        stamped = self._shim_status(uid)
+        shim = stamped[1] if stamped else None
         if shim is None and not self._finished(pod):
             if ip is None or (uid not in self.wired and not host_network):
                 return  # IPAM or the pod network is not there yet; the next pass starts it
@@ -325,18 +393,28 @@ class Agent:
             self.busy.add(uid)
             self.spawn(self.start_pod(pod, built))
             return
-        if shim is None:
+        if stamped is None or shim is None:
+            return
+        probed = self.prober.sync(pod, shim, str(ip) if ip else None)
+        # What the rest depends on: a pass over a pod where none of it changed has nothing to do. Token
+        # renewals are started from rendering, so that runs at least every POD_RESYNC anyway.
+        inputs = (pod["metadata"].get("resourceVersion"), stamped[0], ip, sorted(probed.items()),
+                  self.config_generation, self.secrets.version, self.tokens.version)
+        now = asyncio.get_running_loop().time()
+        last = self.pod_inputs.get(uid)
+        if last is not None and last[0] == inputs and now - last[1] < POD_RESYNC:
             return
         if not self._finished(pod) and ip is not None:
             self._refresh_volumes(pod, str(ip))
         self._write_record(pod, shim)
-        probed = self.prober.sync(pod, shim, str(ip) if ip else None)
         await self.report(pod, st.pod_status(pod, shim, self.config.fabric_address, str(ip) if ip else None,
                                              probed=probed))
+        self.pod_inputs[uid] = (inputs, now)
 
     async def _build_spec(self, pod: Obj, ip: str) -> runtime_spec.PodRuntimeSpec | dict[str, Any] | str:
         meta, spec = pod["metadata"], pod.get("spec") or {}
         pod_dir = self.pod_dir(meta["uid"])
+        await self.secrets.ensure(pod)
         volume_dirs = {}
         for volume in spec.get("volumes") or []:
             path = pod_dir / "volumes" / volume["name"]
@@ -347,7 +425,7 @@ class Agent:
             try:
                 await self.tokens.ensure(pod, volume)
                 files = podconfig.render_volume(pod, volume, self._lookup, ip, self.config.fabric_address,
-                                                self._node_resources(), self.tokens.token)
+                                                self.node_resources, self.tokens.token)
                 if files is None:
                     continue
                 podconfig.write_volume(path, files)
@@ -357,7 +435,7 @@ class Agent:
             self.volume_files[(meta["uid"], volume["name"])] = files
             volume_dirs[volume["name"]] = str(path)
         pod, config_errors = podconfig.with_resolved_env(pod, self._lookup, ip, self.config.fabric_address,
-                                                         self._node_resources(), self._services())
+                                                         self.node_resources, self._services())
         if config_errors:
             images_of = {c["name"]: c.get("image", "") for c in [*(spec.get("initContainers") or []),
                                                                   *(spec.get("containers") or [])]}
@@ -365,8 +443,10 @@ class Agent:
                     for name, message in config_errors.items()}
         hostname = spec.get("hostname") or meta["name"]
         subdomain = spec.get("subdomain")
+        resolv_conf = self._resolv_conf(pod)
+        self.pod_nameservers[meta["uid"]] = tuple(poddns.parse_resolv_conf(resolv_conf).nameservers)
         etc = runtime_spec.write_etc_files(
-            pod_dir / "etc", hostname, ip, self._resolv_conf(pod), spec.get("hostAliases") or (),
+            pod_dir / "etc", hostname, ip, resolv_conf, spec.get("hostAliases") or (),
             f"{hostname}.{subdomain}.{meta.get('namespace', 'default')}.svc.{CLUSTER_DOMAIN}" if subdomain else None)
         try:
             return runtime_spec.build_spec(pod, netns=f"/run/netns/{self._netns_of(pod)}", volume_dirs=volume_dirs,
@@ -375,6 +455,9 @@ class Agent:
         except runtime_spec.SpecError as e:
             # Volumes other than emptyDir and the config ones are not prepared here yet; say so on the pod.
             return f"cannot run this pod here: {e}"
+
+    def _config_changed(self, *_objects: Obj) -> None:
+        self.config_generation += 1
 
     def _cache_pod_changed(self, pod: Obj) -> None:
         if ((pod.get("metadata") or {}).get("labels") or {}).get("k8s-app") == "node-local-dns":
@@ -398,9 +481,12 @@ class Agent:
 
     def _cache_addresses_in_use(self) -> set[str]:
         addresses: set[str] = set()
-        for path in self._my_dirs().values():
-            conf = poddns.parse_resolv_conf(_read_text(str(path / "etc" / "resolv.conf")))
-            addresses.update(n for n in conf.nameservers if n != self.config.dns)
+        for uid, path in self._my_dirs().items():
+            nameservers = self.pod_nameservers.get(uid)
+            if nameservers is None:  # a pod an earlier agent started
+                conf = poddns.parse_resolv_conf(_read_text(str(path / "etc" / "resolv.conf")))
+                nameservers = self.pod_nameservers[uid] = tuple(conf.nameservers)
+            addresses.update(n for n in nameservers if n != self.config.dns)
         return addresses - set(self.node_resolv.nameservers)
 
     def _netns_of(self, pod: Obj) -> str:
@@ -428,10 +514,12 @@ class Agent:
         return str(((plugin.get("spec") or {}).get("config") or {}).get("ip") or NODELOCALDNS_DEFAULT_IP)
 
     def _lookup(self, kind: str, namespace: str, name: str) -> Obj | None:
-        informer = self.configmaps if kind == "configmap" else self.secrets
-        return informer.cache.get_by_name(name, namespace)
+        if kind == "configmap":
+            return self.configmaps.cache.get_by_name(name, namespace)
+        return self.secrets.get(namespace, name)
 
-    def _node_resources(self) -> podconfig.NodeResources:
+    @staticmethod
+    def _read_node_resources() -> podconfig.NodeResources:
         allocatable = st.node_allocatable()
         return podconfig.NodeResources(cpu=allocatable["cpu"], memory=allocatable["memory"],
                                        ephemeral_storage=allocatable["ephemeral-storage"])
@@ -450,7 +538,7 @@ class Agent:
                 continue
             try:
                 files = podconfig.render_volume(pod, volume, self._lookup, ip, self.config.fabric_address,
-                                                self._node_resources(), self.tokens.token)
+                                                self.node_resources, self.tokens.token)
             except podconfig.ConfigError as e:
                 log.debug("pod %s: volume %s not refreshed: %s", uid, volume["name"], e)
                 continue
@@ -470,10 +558,10 @@ class Agent:
         try:
             runtime_spec.save(pod_dir, spec)
             (pod_dir / NODE_FILE).write_text(self.config.node)
-            pid = await asyncio.to_thread(runtime.start_shim, pod_dir)
+            pid = await runtime.start_shim_async(pod_dir)
             # The shim writes its status file only after it has detached; until then the next pass would see
             # no shim and start a second one for the same pod.
-            await asyncio.to_thread(runtime.wait_for, pod_dir, lambda status: True)
+            await runtime.wait_for_status(pod_dir)
             log.info("pod %s/%s: started (shim %d)", pod["metadata"].get("namespace"), pod["metadata"]["name"], pid)
         except Exception as e:
             log.exception("pod %s: start failed", uid)
@@ -495,13 +583,17 @@ class Agent:
                 await asyncio.to_thread(runtime.cleanup, pod_dir)
             with contextlib.suppress(FileNotFoundError):
                 streams_record.record_path(self.pods_dir, uid).unlink()
+            # Files first: once the pod is gone from the API, nothing of it is left on the node (a failed
+            # delete is retried by the next pass, which finds the directory gone and only deletes).
+            await asyncio.to_thread(shutil.rmtree, pod_dir, ignore_errors=True)
             if confirm:
                 with contextlib.suppress(NotFound, Conflict):
                     await self.client.delete(PODS, meta["name"], meta.get("namespace"), uid=uid,
                                              grace_period_seconds=0)
-            shutil.rmtree(pod_dir, ignore_errors=True)
             for key in [k for k in self.volume_files if k[0] == uid]:
                 del self.volume_files[key]
+            for cache in (self.shim_statuses, self.pod_inputs, self.pod_nameservers):
+                cache.pop(uid, None)
             log.info("pod %s/%s: stopped and removed", meta.get("namespace"), meta["name"])
             self.network_dirty.set()
         except Exception:

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from netplane import certs
+from netplane.api.auth.issue import client_certificate
+from netplane.api.auth.nodes import NODE_USER_PREFIX, NODES_GROUP
 from netplane.controllers.supervisor import ControllerProcess
 from netplane.dataplane import fabric
 from netplane.dataplane.agent import config as agent_config
@@ -105,16 +107,20 @@ class Dataplane:
         down(self.data_dir)
         fabric.build_fabric(self.plan, host_access=self.options.host_access, routed=(self.options.service_cidr,))
 
-    def write_agent_configs(self, port: int, ca_pem: bytes, token: str) -> None:
+    def write_agent_configs(self, port: int, pki: Path) -> None:
+        """Each agent logs in as its node, as a kubelet does: a client certificate for
+        `system:node:<name>` in group `system:nodes` (the built-in `system:node` role's rights),
+        issued anew at every start."""
+        ca_pem = (pki / "ca.crt").read_bytes()
         for i, node in enumerate(self.plan.nodes):
             agent_config.save(self.data_dir, agent_config.AgentConfig(
                 node=node.name, netns=node.netns, cluster_id=self.plan.cluster_id,
                 fabric_address=str(node.address.ip), join_address=agent_config.join_address(i),
                 dns=self.options.cluster_dns))
-            # The admin token for now: a per-node identity (node authorizer) is not there yet.
+            user = f"{NODE_USER_PREFIX}{node.name}"
             certs.write_kubeconfig(agent_config.kubeconfig_path(self.data_dir, node.name),
-                                   f"https://{self.control_plane_ip}:{port}", ca_pem, token,
-                                   user=f"system:node:{node.name}")
+                                   f"https://{self.control_plane_ip}:{port}", ca_pem, "", user=user,
+                                   client_cert=client_certificate(pki, user, [NODES_GROUP]))
 
     def start_agents(self) -> None:
         for node in self.plan.nodes:

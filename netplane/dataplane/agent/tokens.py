@@ -79,6 +79,7 @@ class TokenManager:
         self._tokens: dict[_Key, _Token] = {}
         self._renewing: set[_Key] = set()
         self._failures: dict[_Key, str] = {}
+        self.version = 0  # counts tokens fetched: volumes that project them are rendered again
 
     @staticmethod
     def _key(pod: Obj, source: Obj) -> _Key:
@@ -147,4 +148,5 @@ class TokenManager:
             raise ConfigError("failed to fetch token: no token in the answer")
         lifetime = float(granted.get("expirationSeconds") or key.expiration)
         self._tokens[key] = _Token(str(status["token"]), expires - lifetime, expires)
+        self.version += 1
         self._failures.pop(key, None)

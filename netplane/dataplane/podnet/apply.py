@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import logging
+from collections.abc import Collection
 from socket import AF_INET
 from typing import Any
 
@@ -339,8 +340,13 @@ def _ensure_nft(plan: NodePlan) -> list[str]:
 # ---------------------------------------------------------------- entry points
 
 
-def apply(plan: NodePlan) -> list[str]:
-    """Make the node namespace match `plan`; returns what was changed (empty: nothing was)."""
+def apply(plan: NodePlan, checked: Collection[LocalPod] = ()) -> list[str]:
+    """Make the node namespace match `plan`; returns what was changed (empty: nothing was).
+
+    `checked`: pods of the plan that the caller's previous apply wired exactly so. Their namespaces
+    are not opened again (the costly part of a sync: a netlink socket in each pod namespace); only
+    their node side (veth kept, sysctls, routes) is looked at. An empty `checked` verifies everything,
+    which is what repairs drift inside pods."""
     changes: list[str] = []
     with _open(plan.node.netns) as ipr:
         lo = _link(ipr, "lo")
@@ -355,6 +361,8 @@ def apply(plan: NodePlan) -> list[str]:
         changes += _remove_pod_links(ipr, plan.cluster_id, {p.host_ifname for p in plan.pods})
         failed: dict[str, str] = {}  # host ifname -> error
         for pod in plan.pods:
+            if pod in checked:
+                continue
             # One pod that cannot be wired (a name clash, a vanished namespace) must not keep the
             # others, or the routes and NAT of the whole node, from being synced.
             try:

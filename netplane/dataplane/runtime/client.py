@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -19,11 +20,43 @@ from netplane.dataplane.runtime.spec import CONTROL_DIR, STATUS_FILE, load, writ
 SHIM_MODULE = "netplane.dataplane.runtime.shim"
 
 
+def _shim_argv(pod_dir: Path, python: str) -> list[str]:
+    return [python, "-m", SHIM_MODULE, "--pod-dir", str(pod_dir), "--detach"]
+
+
 def start_shim(pod_dir: Path, python: str = sys.executable) -> int:
     """Starts the shim detached from the caller; returns its PID once it is running."""
-    done = subprocess.run([python, "-m", SHIM_MODULE, "--pod-dir", str(pod_dir), "--detach"],
-                          capture_output=True, text=True, timeout=60, check=True, cwd="/")
+    done = subprocess.run(_shim_argv(pod_dir, python), capture_output=True, text=True, timeout=60, check=True,
+                          cwd="/")
     return int(done.stdout.strip())
+
+
+async def start_shim_async(pod_dir: Path, python: str = sys.executable) -> int:
+    """`start_shim` for an event loop: waits for the shim's start-up (a Python process's) without holding one
+    of the loop's worker threads, which a burst of pods would otherwise queue on."""
+    argv = _shim_argv(pod_dir, python)
+    proc = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE,
+                                                stderr=asyncio.subprocess.PIPE, cwd="/")
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise
+    if proc.returncode != 0:
+        raise subprocess.CalledProcessError(proc.returncode or 0, argv, out, err)
+    return int(out.decode().strip())
+
+
+async def wait_for_status(pod_dir: Path, timeout: float = 30.0, interval: float = 0.05) -> dict[str, Any]:
+    """Polls (on the event loop) until the shim has written its status file; TimeoutError otherwise."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = read_status(pod_dir)
+        if status is not None:
+            return status
+        await asyncio.sleep(interval)
+    raise TimeoutError(f"pod {pod_dir}: no status within {timeout}s")
 
 
 def read_status(pod_dir: Path) -> dict[str, Any] | None:

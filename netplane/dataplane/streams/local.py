@@ -137,9 +137,8 @@ class ProcessSession:
             self.proc.stdin.close()
 
     def resize(self, width: int, height: int) -> None:
-        if self.master is not None and width > 0 and height > 0:
-            with contextlib.suppress(OSError):
-                fcntl.ioctl(self.master, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
+        if self.master is not None:
+            _set_window_size(self.master, width, height)
 
     async def wait(self) -> int | None:
         code = await self.proc.wait()
@@ -165,6 +164,7 @@ class AttachSession:
                  stdin_fd: int | None, tty: bool):
         self.queue: asyncio.Queue[tuple[int, bytes] | None] = asyncio.Queue(QUEUE_DEPTH)
         self.stdin_fd = stdin_fd
+        self._terminal_pid = container.pid if tty else 0
         self._task = asyncio.create_task(self._follow(backend, pod, container.name, path, tty))
 
     async def _follow(self, backend: LocalStreamBackend, pod: PodRef, name: str, path: Path, tty: bool) -> None:
@@ -194,7 +194,19 @@ class AttachSession:
             self.stdin_fd = None
 
     def resize(self, width: int, height: int) -> None:
-        """The container's terminal belongs to the runtime's shim; nothing to resize from here."""
+        """The shim holds the terminal's master; the container's stdin is its other end, and a size set
+        there is the terminal's size all the same (the kernel sends the container SIGWINCH)."""
+        if not self._terminal_pid:
+            return
+        try:
+            fd = os.open(f"/proc/{self._terminal_pid}/fd/0", os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError:
+            return  # the container has exited
+        try:
+            if os.isatty(fd):  # not if the process has put something else on its stdin
+                _set_window_size(fd, width, height)
+        finally:
+            os.close(fd)
 
     async def wait(self) -> int | None:
         await asyncio.shield(self._task)
@@ -203,6 +215,12 @@ class AttachSession:
     async def terminate(self) -> None:
         self._task.cancel()
         await self.close_stdin()
+
+
+def _set_window_size(terminal: int, width: int, height: int) -> None:
+    if width > 0 and height > 0:
+        with contextlib.suppress(OSError):
+            fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
 
 
 async def _follow_entries(f: object, alive: Callable[[], bool]) -> AsyncIterator[crilog.Entry]:
