@@ -152,6 +152,23 @@ def test_precedence_is_the_order_given(gateway: Engine, backends: dict[str, Echo
     assert call(gateway, "order.test", "/p/y").name == "a"
 
 
+def test_deep_uris_and_many_rejected_candidates_match_as_short_ones(gateway: Engine,
+                                                                   backends: dict[str, EchoServer]) -> None:
+    # The match unrolls into LuaJIT's trace up to 15 tail calls; beyond (40 segments, 30 candidates refused by
+    # their methods) it leaves the trace and must answer the same.
+    gateway.put_backend("deep-a", [ep(backends["a"])])
+    gateway.put_backend("deep-b", [ep(backends["b"])])
+    refused = [{"id": f"post-{i}", "match": {**prefix("/d"), "methods": ["POST"]}, "backend": to("deep-b")}
+               for i in range(30)]
+    gateway.put_vhost("deep", {"ports": [port_of(gateway)], "hostnames": ["deep.test"], "routes": [
+        *refused, {"id": "deep", "match": prefix("/d/" + "/".join(["s"] * 20)), "backend": to("deep-b")},
+        {"id": "any", "match": prefix("/d"), "backend": to("deep-a")}]})
+    for _ in range(100):
+        assert call(gateway, "deep.test", "/d/" + "/".join(["s"] * 40)).name == "b"
+        assert call(gateway, "deep.test", "/d/" + "/".join(["s"] * 19) + "/t").name == "a"
+        assert call(gateway, "deep.test", "/d/x").name == "a"
+
+
 def test_weighted_split(gateway: Engine, backends: dict[str, EchoServer]) -> None:
     gateway.put_backend("split-main", [ep(backends["a"])])
     gateway.put_backend("split-canary", [ep(backends["b"]), ep(backends["c"], weight=3)])
