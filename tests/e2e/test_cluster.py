@@ -114,6 +114,13 @@ def demo(cluster: Cluster) -> Demo:
     """The access-internal demo (two nginx replicas and their ClusterIP Service) with a busybox
     client beside it, shared by the tests that only look at it."""
     ns = f"demo-{uuid.uuid4().hex[:6]}"
+
+    def ready_nodes() -> int:
+        return sum(c["type"] == "Ready" and c["status"] == "True" for n in cluster.json("get", "nodes")["items"]
+                   for c in (n.get("status") or {}).get("conditions", []))
+
+    # Spreading needs both nodes schedulable when the replicas are placed.
+    wait_until("both nodes Ready", lambda: ready_nodes() == 2, timeout=60)
     cluster.kubectl("create", "namespace", ns)
     cluster.kubectl("-n", ns, "apply", "-f", str(EXAMPLE))
     nginx = wait_until("two nginx pods Running", lambda: running_pods(cluster, ns, "app=nginx", 2), timeout=90)
@@ -286,6 +293,33 @@ def test_killing_the_controllers_never_interrupts_traffic(cluster: Cluster, demo
     new = wait_until("a restarted controller", lambda: (pid := controller_pid()) not in (None, old) and pid,
                      timeout=60)
     assert new != old
+
+
+def test_an_unavailable_api_server_never_interrupts_traffic(cluster: Cluster, demo: Demo) -> None:
+    """The API server runs inside `netplane up` (docs/design/nodes-and-pods.md); freezing that process takes the
+    API away (as a crashed API server would) while agents, pods and the nodes' rules keep serving."""
+    cluster.kubectl("-n", demo.ns, "expose", "deployment", "nginx-deployment", "--name", "nginx-api-down",
+                    "--type", "NodePort", "--port", "80")
+    node_port = cluster.json("-n", demo.ns, "get", "service", "nginx-api-down")["spec"]["ports"][0]["nodePort"]
+
+    def from_outside(node_ip: str) -> str:
+        done = subprocess.run([*NETPLANE, "external", "--data-dir", str(cluster.data_dir), "--",
+                               "curl", "-sS", "-m", "3", f"http://{node_ip}:{node_port}/"],
+                              capture_output=True, text=True, cwd=ROOT, timeout=30)
+        return done.stdout if done.returncode == 0 else ""
+
+    for node_ip in ("172.31.251.11", "172.31.251.12"):
+        wait_until(f"NodePort {node_port} on {node_ip}", functools.partial(from_outside, node_ip), timeout=30)
+    os.kill(cluster.process.pid, signal.SIGSTOP)
+    try:
+        down = cluster.kubectl("get", "nodes", "--request-timeout=2s", check=False, timeout=20)
+        assert down.returncode != 0, down.stdout
+        for _ in range(5):
+            for node_ip in ("172.31.251.11", "172.31.251.12"):
+                assert "Welcome to nginx!" in from_outside(node_ip)
+    finally:
+        os.kill(cluster.process.pid, signal.SIGCONT)
+    assert "node1" in wait_until("the API back", lambda: cluster.kubectl("get", "nodes", check=False).stdout)
 
 
 def test_agent_restart_adopts_running_pods(cluster: Cluster) -> None:
