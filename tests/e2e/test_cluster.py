@@ -103,6 +103,14 @@ def test_agents_log_in_as_their_node_with_only_a_nodes_rights(cluster: Cluster) 
     cluster.kubectl("delete", "namespace", ns, "--wait=false")
 
 
+def from_outside(cluster: Cluster, node_ip: str, port: int) -> str:
+    """The body of a GET from the external namespace to a node's port ("" when it fails)."""
+    done = subprocess.run([*NETPLANE, "external", "--data-dir", str(cluster.data_dir), "--",
+                           "curl", "-sS", "-m", "3", f"http://{node_ip}:{port}/"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=30)
+    return done.stdout if done.returncode == 0 else ""
+
+
 @dataclass
 class Demo:
     ns: str
@@ -174,15 +182,9 @@ def test_services_of_the_demo_through_the_node_proxies(cluster: Cluster, demo: D
                     "--type", "NodePort", "--port", "80")
     node_port = cluster.json("-n", ns, "get", "service", "nginx-nodeport")["spec"]["ports"][0]["nodePort"]
 
-    def from_outside(node_ip: str) -> str:
-        done = subprocess.run([*NETPLANE, "external", "--data-dir", str(cluster.data_dir), "--",
-                               "curl", "-sS", "-m", "3", f"http://{node_ip}:{node_port}/"],
-                              capture_output=True, text=True, cwd=ROOT, timeout=30)
-        return done.stdout if done.returncode == 0 else ""
-
     for node_ip in ("172.31.251.11", "172.31.251.12"):
         page = wait_until(f"NodePort {node_port} on {node_ip} from the external namespace",
-                          functools.partial(from_outside, node_ip), timeout=30)
+                          functools.partial(from_outside, cluster, node_ip, node_port), timeout=30)
         assert "Welcome to nginx!" in page, page
 
 
@@ -302,21 +304,16 @@ def test_an_unavailable_api_server_never_interrupts_traffic(cluster: Cluster, de
                     "--type", "NodePort", "--port", "80")
     node_port = cluster.json("-n", demo.ns, "get", "service", "nginx-api-down")["spec"]["ports"][0]["nodePort"]
 
-    def from_outside(node_ip: str) -> str:
-        done = subprocess.run([*NETPLANE, "external", "--data-dir", str(cluster.data_dir), "--",
-                               "curl", "-sS", "-m", "3", f"http://{node_ip}:{node_port}/"],
-                              capture_output=True, text=True, cwd=ROOT, timeout=30)
-        return done.stdout if done.returncode == 0 else ""
-
     for node_ip in ("172.31.251.11", "172.31.251.12"):
-        wait_until(f"NodePort {node_port} on {node_ip}", functools.partial(from_outside, node_ip), timeout=30)
+        wait_until(f"NodePort {node_port} on {node_ip}",
+                   functools.partial(from_outside, cluster, node_ip, node_port), timeout=30)
     os.kill(cluster.process.pid, signal.SIGSTOP)
     try:
         down = cluster.kubectl("get", "nodes", "--request-timeout=2s", check=False, timeout=20)
         assert down.returncode != 0, down.stdout
         for _ in range(5):
             for node_ip in ("172.31.251.11", "172.31.251.12"):
-                assert "Welcome to nginx!" in from_outside(node_ip)
+                assert "Welcome to nginx!" in from_outside(cluster, node_ip, node_port)
     finally:
         os.kill(cluster.process.pid, signal.SIGCONT)
     assert "node1" in wait_until("the API back", lambda: cluster.kubectl("get", "nodes", check=False).stdout)
