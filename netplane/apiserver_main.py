@@ -1,12 +1,14 @@
-"""Assembling and running the API server process."""
+"""Assembling and running the API server process, and `netplane up`, which supervises it."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import os
 import signal
+import socket
 import ssl
 import sys
 from collections.abc import Callable
@@ -17,6 +19,7 @@ from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 
 from netplane import certs, datadir
+from netplane.api.allocators import ClusterIPAllocator
 from netplane.api.auth.bootstrap import ensure_builtin_roles
 from netplane.api.auth.gate import AuthGate
 from netplane.api.core import ApiCore, WriteOptions
@@ -118,13 +121,6 @@ async def _compact_forever(core: ApiCore) -> None:
             raw.compact(raw.revision - COMPACT_RETAIN)
 
 
-def _bound_port(runner: web.AppRunner) -> int:
-    """The port the OS picked for ``--api-port 0``."""
-    for address in runner.addresses:
-        return int(address[1])
-    raise RuntimeError("the API server is not listening")
-
-
 def publish_kubernetes_endpoints(core: ApiCore, ip: str, port: int) -> None:
     """Point the `kubernetes` Service at the API's address on the fabric, as kube-apiserver's
     endpoint reconciler does (the Service has no selector, so no controller writes these)."""
@@ -156,14 +152,110 @@ def publish_kubernetes_endpoints(core: ApiCore, ip: str, port: int) -> None:
         core.update(svc, "default", "kubernetes", service, WriteOptions())
 
 
+@dataclass
+class ApiServerOptions:
+    """What `netplane up` tells the API server process it starts (`netplane apiserver`)."""
+    data_dir: Path
+    listen_fds: list[int]
+    server_address: str  # host:port, as kubeconfigs and discovery name it
+    kubernetes_port: int  # the `kubernetes` Service's port
+    service_cidr: str = "10.96.0.0/12"
+    node_port_range: tuple[int, int] = (30000, 32767)
+    fabric_endpoint: str | None = None  # ip:port on the fabric, when a dataplane runs
+
+
+READY_LINE = "netplane apiserver: serving"
+STORE_WAIT = 30.0  # a previous API server process that `up` just lost may still be closing the store
+
+
+def _tls(pki: Path) -> ssl.SSLContext:
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(*certs.serving_cert_paths(pki))
+    # Ask for a client certificate but accept connections without one (token users); one that is
+    # sent must chain to the cluster CA.
+    tls.verify_mode = ssl.CERT_OPTIONAL
+    tls.load_verify_locations(pki / "ca.crt")
+    return tls
+
+
+async def _until_signalled() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+async def run_apiserver(options: ApiServerOptions) -> int:
+    """The API server process: the only one that opens the store, serving on sockets `up` bound."""
+    try:
+        lock = datadir.hold_lock(options.data_dir, datadir.STORE_LOCK, wait=STORE_WAIT)
+        core, system = build(UpOptions(options.data_dir, service_cidr=options.service_cidr,
+                                       node_port_range=options.node_port_range), options.kubernetes_port)
+    except datadir.DataDirError as e:
+        print(f"netplane apiserver: {e}", file=sys.stderr)
+        return 2
+    pki = options.data_dir / "pki"
+    token = certs.ensure_admin_token(pki)
+    server = ApiServer(core, token, server_address=options.server_address,
+                       auth=AuthGate(core, token, options.data_dir),
+                       streams=LocalStreamBackend(options.data_dir / "pods"))
+    runner = web.AppRunner(server.app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
+    await runner.setup()
+    tls = _tls(pki)
+    for fd in options.listen_fds:
+        sock = socket.socket(fileno=fd)
+        sock.setblocking(False)
+        await web.SockSite(runner, sock, ssl_context=tls, backlog=1024).start()
+    if options.fabric_endpoint is not None:
+        ip, port = options.fabric_endpoint.rsplit(":", 1)
+        core.graceful_pod_deletion = True
+        publish_kubernetes_endpoints(core, ip, int(port))
+    system.start()
+    compactor = asyncio.get_running_loop().create_task(_compact_forever(core))
+    print(READY_LINE, flush=True)
+    await _until_signalled()
+    compactor.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await compactor
+    await system.stop()
+    await runner.cleanup()
+    core.store.raw.close()
+    os.close(lock)
+    return 0
+
+
+def _listen(bind: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in bind else socket.AF_INET
+    return socket.create_server((bind, port), family=family, backlog=1024)
+
+
+def _apiserver_argv(options: UpOptions, listeners: list[socket.socket], server_address: str,
+                    fabric_endpoint: str | None) -> tuple[str, ...]:
+    low, high = options.node_port_range
+    return ("-m", "netplane.cli", "apiserver", "--data-dir", str(options.data_dir.resolve()),
+            "--server-address", server_address, "--kubernetes-port", str(options.api_port or 6443),
+            "--service-cidr", options.service_cidr, "--service-node-port-range", f"{low}-{high}",
+            *(a for sock in listeners for a in ("--listen-fd", str(sock.fileno()))),
+            *(("--fabric-endpoint", fabric_endpoint) if fabric_endpoint else ()))
+
+
 async def serve(options: UpOptions) -> int:
+    """`netplane up`: a supervisor. It holds the data directory, builds the dataplane, binds the API's
+    listening sockets and runs the API server, the controllers and the node agents as child
+    processes it restarts, so that none of them is needed for traffic to keep flowing."""
     if options.dataplane and os.geteuid() != 0:
         print("netplane: the dataplane (network namespaces, pods) needs root; run as root or pass --no-dataplane",
               file=sys.stderr)
         return 2
     try:
+        kubernetes_ip = ClusterIPAllocator(ipaddress.ip_network(options.service_cidr)).kubernetes_ip
+    except ValueError as e:
+        print(f"netplane: --service-cidr: {e}", file=sys.stderr)
+        return 2
+    try:
         lock = datadir.hold_lock(options.data_dir)
-        core, system = build(options, options.api_port or 6443)
+        datadir.prepare(options.data_dir)
     except datadir.DataDirError as e:
         print(f"netplane: {e}", file=sys.stderr)
         return 2
@@ -182,68 +274,53 @@ async def serve(options: UpOptions) -> int:
             print(f"netplane: cannot build the cluster's network: {e}", file=sys.stderr)
             if dataplane is not None:
                 await dataplane.stop()
-            core.store.raw.close()
             os.close(lock)
             return 2
-        core.graceful_pod_deletion = True
     pki = options.data_dir / "pki"
-    hosts = sorted({options.bind, "127.0.0.1", "localhost", core.admission.ips.kubernetes_ip,
+    hosts = sorted({options.bind, "127.0.0.1", "localhost", kubernetes_ip,
                     *([dataplane.control_plane_ip] if dataplane else [])} - {"0.0.0.0"})
-    cert_path, key_path = certs.ensure_serving_cert(pki, hosts)
+    certs.ensure_serving_cert(pki, hosts)
     token = certs.ensure_admin_token(pki)
-    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    tls.load_cert_chain(cert_path, key_path)
-    # Ask for a client certificate but accept connections without one (token users); one that is
-    # sent must chain to the cluster CA.
-    tls.verify_mode = ssl.CERT_OPTIONAL
-    tls.load_verify_locations(pki / "ca.crt")
 
-    server = ApiServer(core, token, auth=AuthGate(core, token, options.data_dir),
-                       streams=LocalStreamBackend(options.data_dir / "pods"))
-    runner = web.AppRunner(server.app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
-    await runner.setup()
-    site = web.TCPSite(runner, options.bind, options.api_port, ssl_context=tls, backlog=1024)
-    await site.start()
-    port = options.api_port or _bound_port(runner)
+    listeners = [_listen(options.bind, options.api_port)]
+    port = int(listeners[0].getsockname()[1])
     host = "127.0.0.1" if options.bind in ("0.0.0.0", "::") else options.bind
-    server.server_address = f"{host}:{port}"
+    fabric_endpoint = None
     if dataplane is not None:
         from netplane.dataplane.agent.launcher import listen_in_netns
 
         # Agents and pods reach the API on the fabric, never through the root namespace.
-        sock = listen_in_netns(dataplane.plan.netns, dataplane.control_plane_ip, port)
-        await web.SockSite(runner, sock, ssl_context=tls).start()
-        publish_kubernetes_endpoints(core, dataplane.control_plane_ip, port)
-    system.start()
-    compactor = asyncio.get_running_loop().create_task(_compact_forever(core))
-
+        listeners.append(listen_in_netns(dataplane.plan.netns, dataplane.control_plane_ip, port))
+        fabric_endpoint = f"{dataplane.control_plane_ip}:{port}"
     kubeconfig = options.data_dir / "kubeconfig"
-    certs.write_kubeconfig(kubeconfig, f"https://{host}:{port}", (pki / "ca.crt").read_bytes(), token)
-    print(f"netplane ready: API https://{host}:{port}, kubeconfig {kubeconfig}", flush=True)
+    apiserver = ControllerProcess(
+        kubeconfig, prefix="[apiserver] ", name="API server", ready_line=READY_LINE,
+        pass_fds=tuple(sock.fileno() for sock in listeners),
+        argv=_apiserver_argv(options, listeners, f"{host}:{port}", fabric_endpoint))
+    apiserver.start()
     controllers = ControllerProcess(kubeconfig, extra_args=(
         "--node-monitor-grace-period", f"{options.node_monitor_grace_period}s"))
-    controllers.start()
-    if dataplane is not None:
-        dataplane.write_agent_configs(port, pki)
-        dataplane.start_agents()
-        print(f"netplane cluster: nodes {', '.join(n.name for n in dataplane.plan.nodes)} "
-              f"(fabric {dataplane.plan.subnet}, API on {dataplane.control_plane_ip}:{port})", flush=True)
-
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    print("netplane: shutting down", flush=True)
-    # Before the API goes away, so that the controller can release its lease.
+    if await apiserver.wait_ready():
+        certs.write_kubeconfig(kubeconfig, f"https://{host}:{port}", (pki / "ca.crt").read_bytes(), token)
+        print(f"netplane ready: API https://{host}:{port}, kubeconfig {kubeconfig}", flush=True)
+        controllers.start()
+        if dataplane is not None:
+            dataplane.write_agent_configs(port, pki)
+            dataplane.start_agents()
+            print(f"netplane cluster: nodes {', '.join(n.name for n in dataplane.plan.nodes)} "
+                  f"(fabric {dataplane.plan.subnet}, API on {fabric_endpoint})", flush=True)
+        await _until_signalled()
+        print("netplane: shutting down", flush=True)
+        code = 0
+    else:
+        print("netplane: the API server could not start (see its output above)", file=sys.stderr)
+        code = 1
+    # The controllers first, while the API still answers, so that they can release their lease.
     await controllers.stop()
     if dataplane is not None:
         await dataplane.stop()
-    compactor.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await compactor
-    await system.stop()
-    await runner.cleanup()
-    core.store.raw.close()
+    await apiserver.stop()
+    for sock in listeners:
+        sock.close()
     os.close(lock)
-    return 0
+    return code
