@@ -242,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
             print("netplane external: no command (netplane external -- CMD ...)", file=sys.stderr)
             return 2
         return run_external(args.data_dir, cmd)
-    from netplane.apiserver_main import UpOptions, serve
+    from netplane.up import UpOptions, serve
 
     if (node_ports := _port_range(args.service_node_port_range)) is None:
         return 2

@@ -28,6 +28,7 @@ MIN_BACKOFF = 1.0
 MAX_BACKOFF = 30.0
 HEALTHY_AFTER = 60.0  # a child that ran this long resets the backoff
 STOP_GRACE = 10.0
+READY_LINE = "ready"  # what a child that is waited for prints once it serves
 
 
 def _die_with_parent() -> None:
@@ -69,7 +70,7 @@ class _LineRelay:
 class ControllerProcess:
     def __init__(self, kubeconfig: Path, *, prefix: str = "[controller] ", out: TextIO | None = None,
                  extra_args: tuple[str, ...] = (), argv: tuple[str, ...] | None = None, name: str = "controller",
-                 pass_fds: tuple[int, ...] = (), ready_line: str | None = None):
+                 pass_fds: tuple[int, ...] = (), wait_ready: bool = False):
         self.kubeconfig = kubeconfig.resolve()
         self.extra_args = extra_args
         # Node agents and the API server reuse this supervision with their own command line (`argv`
@@ -80,9 +81,9 @@ class ControllerProcess:
         # Descriptors every incarnation inherits (the API server's listening sockets, so a restarted
         # one serves on the same ports and connections made meanwhile wait in the backlog).
         self.pass_fds = pass_fds
-        # A child that prints `ready_line` is ready; one that exits before it ever did is not
-        # restarted (it cannot start at all: a bad data directory, not a crash).
-        self.ready_line = ready_line
+        # With `wait_ready`, a child is ready once it prints READY_LINE; one that exits before it ever
+        # did is not restarted (it cannot start at all: a bad data directory, not a crash).
+        self.wait_for_ready = wait_ready
         self._ready = asyncio.Event()
         self._failed = asyncio.Event()
         self.relay = _LineRelay(out or sys.stdout, prefix)
@@ -99,7 +100,7 @@ class ControllerProcess:
         self._task = asyncio.get_running_loop().create_task(self._supervise(), name=f"{self.name} process")
 
     async def wait_ready(self) -> bool:
-        """True once the child printed `ready_line`, False if its first incarnation exited before."""
+        """True once the child printed READY_LINE, False if its first incarnation exited before."""
         ready, failed = (asyncio.ensure_future(e.wait()) for e in (self._ready, self._failed))
         await asyncio.wait((ready, failed), return_when=asyncio.FIRST_COMPLETED)
         ready.cancel()
@@ -118,7 +119,7 @@ class ControllerProcess:
             code = await self.process.wait()
             if self._stopping:
                 return
-            if self.ready_line is not None and not self._ready.is_set():
+            if self.wait_for_ready and not self._ready.is_set():
                 self.relay.put(f"exited ({_how(code)}) before it was ready")
                 self._failed.set()
                 return
@@ -140,7 +141,7 @@ class ControllerProcess:
             if not line:
                 return
             text = line.decode(errors="replace").rstrip()
-            if text == self.ready_line:
+            if self.wait_for_ready and text == READY_LINE:
                 self._ready.set()
             self.relay.put(text)
 

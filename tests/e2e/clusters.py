@@ -106,6 +106,12 @@ class Cluster:
                              capture_output=True, text=True).stdout.split()
         return int(out[0]) if len(out) == 1 else None
 
+    def api_server_pid(self) -> int | None:
+        """The pid of `up`'s API server child, None while there is none."""
+        out = subprocess.run(["pgrep", "-P", str(self.process.pid), "-f", "netplane.cli apiserver"],
+                             capture_output=True, text=True).stdout.split()
+        return int(out[0]) if len(out) == 1 else None
+
     def log_tail(self, lines: int = 40) -> str:
         try:
             return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])

@@ -297,17 +297,18 @@ def test_killing_the_controllers_never_interrupts_traffic(cluster: Cluster, demo
     assert new != old
 
 
-def test_an_unavailable_api_server_never_interrupts_traffic(cluster: Cluster, demo: Demo) -> None:
-    """The API server runs inside `netplane up` (docs/design/nodes-and-pods.md); freezing that process takes the
-    API away (as a crashed API server would) while agents, pods and the nodes' rules keep serving."""
+def test_killing_the_api_server_never_interrupts_traffic(cluster: Cluster, demo: Demo) -> None:
+    """The API server is a child of `netplane up` (docs/design/nodes-and-pods.md). Frozen, it is as unavailable
+    as a crashed one while agents, pods and the nodes' rules keep serving; killed, `up` starts it again on the
+    same port and store, and agents and controllers carry on through it."""
     cluster.kubectl("-n", demo.ns, "expose", "deployment", "nginx-deployment", "--name", "nginx-api-down",
                     "--type", "NodePort", "--port", "80")
     node_port = cluster.json("-n", demo.ns, "get", "service", "nginx-api-down")["spec"]["ports"][0]["nodePort"]
-
     for node_ip in ("172.31.251.11", "172.31.251.12"):
         wait_until(f"NodePort {node_port} on {node_ip}",
                    functools.partial(from_outside, cluster, node_ip, node_port), timeout=30)
-    os.kill(cluster.process.pid, signal.SIGSTOP)
+    old = wait_until("the API server process", cluster.api_server_pid)
+    os.kill(old, signal.SIGSTOP)
     try:
         down = cluster.kubectl("get", "nodes", "--request-timeout=2s", check=False, timeout=20)
         assert down.returncode != 0, down.stdout
@@ -315,8 +316,22 @@ def test_an_unavailable_api_server_never_interrupts_traffic(cluster: Cluster, de
             for node_ip in ("172.31.251.11", "172.31.251.12"):
                 assert "Welcome to nginx!" in from_outside(cluster, node_ip, node_port)
     finally:
-        os.kill(cluster.process.pid, signal.SIGCONT)
+        os.kill(old, signal.SIGKILL)  # a stopped process dies of it too
+    assert "Welcome to nginx!" in from_outside(cluster, "172.31.251.11", node_port)
+    wait_until("a restarted API server", lambda: cluster.api_server_pid() not in (None, old), timeout=60)
     assert "node1" in wait_until("the API back", lambda: cluster.kubectl("get", "nodes", check=False).stdout)
+    assert cluster.process.poll() is None
+    assert "[apiserver] exited (signal 9); restarting" in cluster.log.read_text(errors="replace")
+    kept = cluster.json("-n", demo.ns, "get", "service", "nginx-api-down")
+    assert kept["spec"]["ports"][0]["nodePort"] == node_port
+    # The controllers (scheduling, addresses) and an agent (running it) work through the new API server.
+    cluster.kubectl("-n", demo.ns, "run", "after-restart", "--image=busybox:1.36", "--restart=Never", "--",
+                    "sleep", "3600")
+    wait_until("a pod created after the restart Running",
+               lambda: running_pods(cluster, demo.ns, "run=after-restart", 1), timeout=90)
+    for node_ip in ("172.31.251.11", "172.31.251.12"):
+        assert "Welcome to nginx!" in from_outside(cluster, node_ip, node_port)
+    cluster.kubectl("-n", demo.ns, "delete", "pod", "after-restart", "--wait=false")
 
 
 def test_agent_restart_adopts_running_pods(cluster: Cluster) -> None:
