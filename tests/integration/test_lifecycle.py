@@ -174,3 +174,16 @@ def test_a_killed_api_server_comes_back_on_the_same_port_with_its_objects(tmp_pa
         assert instance.stop() == 0
     assert subprocess.run(["pgrep", "-f", f"netplane.cli apiserver --data-dir {(tmp_path / 'data').resolve()}"],
                           capture_output=True).returncode == 1, "the API server outlived `up`"
+
+
+def test_an_api_server_that_cannot_start_stops_up_instead_of_restarting(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "format.json").write_text('{"format": 1}\n')
+    (data / "state.db").write_bytes(b"not a database" * 512)
+    result = subprocess.run([sys.executable, "-m", "netplane.cli", "up", "--no-dataplane", "--api-port", "0",
+                             "--data-dir", str(data)], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert result.returncode == 1
+    assert "[apiserver] exited (code 1) before it was ready" in result.stdout
+    assert "restarting" not in result.stdout
+    assert "the API server could not start" in result.stderr
