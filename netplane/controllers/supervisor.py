@@ -5,7 +5,7 @@ Each child is a separate process (ARCHITECTURE.md §8): killing one never touche
 notices, logs it and starts a new one with growing backoff. The child dies with its parent
 (PR_SET_PDEATHSIG on Linux) so a `kill -9` of `netplane up` leaves no orphan behind. Its output is
 relayed line by line with a prefix; the relay goes through a thread with a bounded queue, so an
-unread stdout (a pipe nobody drains) can only drop lines, never stall the API server's event loop.
+unread stdout (a pipe nobody drains) can only drop lines, never stall `up`'s event loop.
 """
 
 from __future__ import annotations
