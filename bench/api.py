@@ -220,7 +220,8 @@ async def _watch_latency(server: Server, watchers: int, updates: int) -> dict[st
 def _prefill_store(data_dir: Path, count: int) -> None:
     """Write ``count`` ConfigMaps through the API's own admission path, in-process and fast."""
     from netplane.api.core import WriteOptions
-    from netplane.apiserver_main import UpOptions, build
+    from netplane.apiserver_main import build
+    from netplane.up import UpOptions
 
     core, _ = build(UpOptions(data_dir=data_dir), 6443)
     rt = core.registry.lookup("", "v1", "configmaps")
