@@ -30,7 +30,7 @@ from netplane.dataplane.streams import LocalStreamBackend
 from netplane.model import ALL_KINDS, crd_manifest
 from netplane.model.plugins import CLUSTER_PLUGIN
 from netplane.store import SqliteStore
-from netplane.up import UpOptions, until_signalled
+from netplane.up import UpOptions, stop_on_signals
 
 log = logging.getLogger("netplane")
 
@@ -188,7 +188,7 @@ async def run_apiserver(options: ApiServerOptions) -> int:
     system.start()
     compactor = asyncio.get_running_loop().create_task(_compact_forever(core))
     print(READY_LINE, flush=True)  # `up` waits for it before it names the API ready
-    await until_signalled()
+    await stop_on_signals().wait()
     compactor.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await compactor

@@ -13,8 +13,10 @@ import os
 import signal
 import socket
 import sys
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from netplane import certs, datadir
 from netplane.api.allocators import ClusterIPAllocator
@@ -36,12 +38,24 @@ class UpOptions:
     node_monitor_grace_period: float = DEFAULT_GRACE_PERIOD
 
 
-async def until_signalled() -> None:
+def stop_on_signals() -> asyncio.Event:
+    """An event set by SIGINT or SIGTERM."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    return stop
+
+
+async def _unless(stop: asyncio.Event, waiting: Coroutine[Any, Any, bool]) -> bool:
+    """What ``waiting`` answers, or False as soon as ``stop`` is set."""
+    answer, stopped = asyncio.ensure_future(waiting), asyncio.ensure_future(stop.wait())
+    await asyncio.wait((answer, stopped), return_when=asyncio.FIRST_COMPLETED)
+    stopped.cancel()
+    if not answer.done():
+        answer.cancel()
+        return False
+    return answer.result()
 
 
 def _listen(bind: str, port: int) -> socket.socket:
@@ -69,6 +83,7 @@ async def serve(options: UpOptions) -> int:
     except ValueError as e:
         print(f"netplane: --service-cidr: {e}", file=sys.stderr)
         return 2
+    stop = stop_on_signals()  # from here on: Ctrl-C while starting still removes what was built
     try:
         lock = datadir.hold_lock(options.data_dir)
         datadir.prepare(options.data_dir)
@@ -123,7 +138,7 @@ async def serve(options: UpOptions) -> int:
     apiserver.start()
     controllers = ControllerProcess(kubeconfig, extra_args=(
         "--node-monitor-grace-period", f"{options.node_monitor_grace_period}s"))
-    if await apiserver.wait_ready():
+    if await _unless(stop, apiserver.wait_ready()):
         certs.write_kubeconfig(kubeconfig, f"https://{host}:{port}", (pki / "ca.crt").read_bytes(), token)
         print(f"netplane ready: API https://{host}:{port}, kubeconfig {kubeconfig}", flush=True)
         controllers.start()
@@ -132,12 +147,11 @@ async def serve(options: UpOptions) -> int:
             dataplane.start_agents()
             print(f"netplane cluster: nodes {', '.join(n.name for n in dataplane.plan.nodes)} "
                   f"(fabric {dataplane.plan.subnet}, API on {fabric_endpoint})", flush=True)
-        await until_signalled()
-        print("netplane: shutting down", flush=True)
-        code = 0
-    else:
+        await stop.wait()
+    elif not stop.is_set():
         print("netplane: the API server could not start (see its output above)", file=sys.stderr)
-        code = 1
+    code = 0 if stop.is_set() else 1
+    print("netplane: shutting down", flush=True)
     # The controllers first, while the API still answers, so that they can release their lease.
     await controllers.stop()
     if dataplane is not None:
