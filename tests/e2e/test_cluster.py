@@ -44,16 +44,8 @@ def cluster() -> Iterator[Cluster]:
         yield made
 
 
-def _ready_nodes(cluster: Cluster) -> list[str]:
-    nodes = cluster.json("get", "nodes")["items"]
-    # A node just registered has no status yet: its agent writes it right after creating the Node.
-    return sorted(n["metadata"]["name"] for n in nodes
-                  if any(c["type"] == "Ready" and c["status"] == "True"
-                         for c in (n.get("status") or {}).get("conditions", [])))
-
-
 def test_nodes_register_with_their_fabric_address(cluster: Cluster) -> None:
-    assert wait_until("two Ready nodes", lambda: _ready_nodes(cluster) == ["node1", "node2"] and True)
+    assert wait_until("two Ready nodes", lambda: cluster.ready_nodes() == ["node1", "node2"] and True)
     wide = cluster.kubectl("get", "nodes", "-o", "wide").stdout
     assert "172.31.251.11" in wide and "172.31.251.12" in wide, wide
     # The kubernetes Service points at the API's address on the fabric.
@@ -64,7 +56,7 @@ def test_nodes_register_with_their_fabric_address(cluster: Cluster) -> None:
 def test_agents_log_in_as_their_node_with_only_a_nodes_rights(cluster: Cluster) -> None:
     """Each agent has its own identity (not the admin's): a client certificate for system:node:<name>
     in group system:nodes. The nodes registered above with it; outside the system:node role, 403."""
-    wait_until("two Ready nodes", lambda: _ready_nodes(cluster) == ["node1", "node2"] and True)
+    wait_until("two Ready nodes", lambda: cluster.ready_nodes() == ["node1", "node2"] and True)
     kubeconfig = cluster.data_dir / "agents" / "node1" / "kubeconfig"
     assert "token" not in kubeconfig.read_text()
     # The agent's kubeconfig names the API on the fabric; from here, the same API on loopback.
@@ -83,7 +75,7 @@ def test_agents_log_in_as_their_node_with_only_a_nodes_rights(cluster: Cluster) 
                    ["create", "deployment", "x", "--image=busybox"]):
         done = as_node1(*denied)
         assert done.returncode != 0 and "forbidden" in done.stderr.lower() and "system:node:node1" in done.stderr, done
-    assert _ready_nodes(cluster) == ["node1", "node2"]
+    assert cluster.ready_nodes() == ["node1", "node2"]
     # Secrets: only those of node1's own pods, one by name (and its agent still mounts them).
     ns = f"node-secrets-{uuid.uuid4().hex[:6]}"
     cluster.kubectl("create", "namespace", ns)
@@ -123,12 +115,8 @@ def demo(cluster: Cluster) -> Demo:
     client beside it, shared by the tests that only look at it."""
     ns = f"demo-{uuid.uuid4().hex[:6]}"
 
-    def ready_nodes() -> int:
-        return sum(c["type"] == "Ready" and c["status"] == "True" for n in cluster.json("get", "nodes")["items"]
-                   for c in (n.get("status") or {}).get("conditions", []))
-
     # Spreading needs both nodes schedulable when the replicas are placed.
-    wait_until("both nodes Ready", lambda: ready_nodes() == 2, timeout=60)
+    wait_until("both nodes Ready", lambda: len(cluster.ready_nodes()) == 2, timeout=60)
     cluster.kubectl("create", "namespace", ns)
     cluster.kubectl("-n", ns, "apply", "-f", str(EXAMPLE))
     nginx = wait_until("two nginx pods Running", lambda: running_pods(cluster, ns, "app=nginx", 2), timeout=90)
