@@ -62,14 +62,20 @@ class Server:
         self.headers = {"Authorization": "Bearer " + config["users"][0]["user"]["token"],
                         "Content-Type": "application/json"}
 
+    def api_pid(self) -> int:
+        """The API server process, a child of `netplane up` (which only supervises it)."""
+        out = subprocess.run(["pgrep", "-P", str(self.proc.pid), "-f", "netplane.cli apiserver"],
+                             capture_output=True, text=True, check=True).stdout.split()
+        return int(out[0])
+
     def rss_mb(self) -> float:
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+        for line in Path(f"/proc/{self.api_pid()}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
         return 0.0
 
     def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        fields = Path(f"/proc/{self.api_pid()}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
@@ -214,7 +220,8 @@ async def _watch_latency(server: Server, watchers: int, updates: int) -> dict[st
 def _prefill_store(data_dir: Path, count: int) -> None:
     """Write ``count`` ConfigMaps through the API's own admission path, in-process and fast."""
     from netplane.api.core import WriteOptions
-    from netplane.apiserver_main import UpOptions, build
+    from netplane.apiserver_main import build
+    from netplane.up import UpOptions
 
     core, _ = build(UpOptions(data_dir=data_dir), 6443)
     rt = core.registry.lookup("", "v1", "configmaps")

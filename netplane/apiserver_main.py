@@ -1,4 +1,4 @@
-"""Assembling and running the API server process."""
+"""Assembling and running the API server process (`netplane apiserver`, a child of `netplane up`)."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
+import socket
 import ssl
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import web
@@ -25,31 +25,17 @@ from netplane.api.registry import Registry, storage_type
 from netplane.api.server import ApiServer
 from netplane.api.storage import ObjectStore
 from netplane.api.system import SystemControllers
-from netplane.controllers.supervisor import ControllerProcess
+from netplane.controllers.supervisor import READY_LINE
 from netplane.dataplane.streams import LocalStreamBackend
 from netplane.model import ALL_KINDS, crd_manifest
 from netplane.model.plugins import CLUSTER_PLUGIN
-from netplane.scheduling.lifecycle import DEFAULT_GRACE_PERIOD
 from netplane.store import SqliteStore
+from netplane.up import UpOptions, stop_on_signals
 
 log = logging.getLogger("netplane")
 
 COMPACT_INTERVAL = 300.0
 COMPACT_RETAIN = 10_000
-
-
-@dataclass
-class UpOptions:
-    data_dir: Path
-    api_port: int = 6443
-    bind: str = "127.0.0.1"
-    dataplane: bool = True
-    service_cidr: str = "10.96.0.0/12"
-    node_port_range: tuple[int, int] = (30000, 32767)
-    node_names: list[str] = field(default_factory=lambda: ["node1", "node2"])
-    node_cidr: str = "172.31.250.0/24"
-    host_access: bool = False
-    node_monitor_grace_period: float = DEFAULT_GRACE_PERIOD
 
 
 def _indexer(registry: Registry) -> Callable[[str, bytes], Attrs]:
@@ -118,13 +104,6 @@ async def _compact_forever(core: ApiCore) -> None:
             raw.compact(raw.revision - COMPACT_RETAIN)
 
 
-def _bound_port(runner: web.AppRunner) -> int:
-    """The port the OS picked for ``--api-port 0``."""
-    for address in runner.addresses:
-        return int(address[1])
-    raise RuntimeError("the API server is not listening")
-
-
 def publish_kubernetes_endpoints(core: ApiCore, ip: str, port: int) -> None:
     """Point the `kubernetes` Service at the API's address on the fabric, as kube-apiserver's
     endpoint reconciler does (the Service has no selector, so no controller writes these)."""
@@ -156,89 +135,60 @@ def publish_kubernetes_endpoints(core: ApiCore, ip: str, port: int) -> None:
         core.update(svc, "default", "kubernetes", service, WriteOptions())
 
 
-async def serve(options: UpOptions) -> int:
-    if options.dataplane and os.geteuid() != 0:
-        print("netplane: the dataplane (network namespaces, pods) needs root; run as root or pass --no-dataplane",
-              file=sys.stderr)
-        return 2
-    try:
-        lock = datadir.hold_lock(options.data_dir)
-        core, system = build(options, options.api_port or 6443)
-    except datadir.DataDirError as e:
-        print(f"netplane: {e}", file=sys.stderr)
-        return 2
-    dataplane = None
-    if options.dataplane:
-        from netplane.dataplane.agent.launcher import ClusterOptions, Dataplane
-        from netplane.dataplane.dns import cluster_dns_ip
-        from netplane.dataplane.fabric_plan import FabricPlanError
+@dataclass
+class ApiServerOptions:
+    """What `netplane up` tells the API server process it starts (`netplane apiserver`)."""
+    data_dir: Path
+    listen_fds: list[int]
+    server_address: str  # host:port, as kubeconfigs and discovery name it
+    kubernetes_port: int  # the `kubernetes` Service's port
+    service_cidr: str = "10.96.0.0/12"
+    node_port_range: tuple[int, int] = (30000, 32767)
+    fabric_endpoint: str | None = None  # ip:port on the fabric, when a dataplane runs
 
-        try:
-            dataplane = Dataplane(options.data_dir, ClusterOptions(
-                options.node_names, options.node_cidr, options.host_access,
-                cluster_dns_ip(options.service_cidr), options.service_cidr))
-            await asyncio.to_thread(dataplane.build)
-        except (FabricPlanError, OSError) as e:
-            print(f"netplane: cannot build the cluster's network: {e}", file=sys.stderr)
-            if dataplane is not None:
-                await dataplane.stop()
-            core.store.raw.close()
-            os.close(lock)
-            return 2
-        core.graceful_pod_deletion = True
-    pki = options.data_dir / "pki"
-    hosts = sorted({options.bind, "127.0.0.1", "localhost", core.admission.ips.kubernetes_ip,
-                    *([dataplane.control_plane_ip] if dataplane else [])} - {"0.0.0.0"})
-    cert_path, key_path = certs.ensure_serving_cert(pki, hosts)
-    token = certs.ensure_admin_token(pki)
+
+STORE_WAIT = 30.0  # a previous API server process that `up` just lost may still be closing the store
+
+
+def _tls(pki: Path) -> ssl.SSLContext:
     tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    tls.load_cert_chain(cert_path, key_path)
+    tls.load_cert_chain(*certs.serving_cert_paths(pki))
     # Ask for a client certificate but accept connections without one (token users); one that is
     # sent must chain to the cluster CA.
     tls.verify_mode = ssl.CERT_OPTIONAL
     tls.load_verify_locations(pki / "ca.crt")
+    return tls
 
-    server = ApiServer(core, token, auth=AuthGate(core, token, options.data_dir),
+
+async def run_apiserver(options: ApiServerOptions) -> int:
+    """The API server process: the only one that opens the store, serving on sockets `up` bound."""
+    try:
+        lock = datadir.hold_lock(options.data_dir, datadir.STORE_LOCK, wait=STORE_WAIT)
+        core, system = build(UpOptions(options.data_dir, service_cidr=options.service_cidr,
+                                       node_port_range=options.node_port_range), options.kubernetes_port)
+    except datadir.DataDirError as e:
+        print(f"netplane apiserver: {e}", file=sys.stderr)
+        return 2
+    pki = options.data_dir / "pki"
+    token = certs.ensure_admin_token(pki)
+    server = ApiServer(core, token, server_address=options.server_address,
+                       auth=AuthGate(core, token, options.data_dir),
                        streams=LocalStreamBackend(options.data_dir / "pods"))
     runner = web.AppRunner(server.app, access_log=None, handle_signals=False, shutdown_timeout=1.0)
     await runner.setup()
-    site = web.TCPSite(runner, options.bind, options.api_port, ssl_context=tls, backlog=1024)
-    await site.start()
-    port = options.api_port or _bound_port(runner)
-    host = "127.0.0.1" if options.bind in ("0.0.0.0", "::") else options.bind
-    server.server_address = f"{host}:{port}"
-    if dataplane is not None:
-        from netplane.dataplane.agent.launcher import listen_in_netns
-
-        # Agents and pods reach the API on the fabric, never through the root namespace.
-        sock = listen_in_netns(dataplane.plan.netns, dataplane.control_plane_ip, port)
-        await web.SockSite(runner, sock, ssl_context=tls).start()
-        publish_kubernetes_endpoints(core, dataplane.control_plane_ip, port)
+    tls = _tls(pki)
+    for fd in options.listen_fds:
+        sock = socket.socket(fileno=fd)
+        sock.setblocking(False)
+        await web.SockSite(runner, sock, ssl_context=tls, backlog=1024).start()
+    if options.fabric_endpoint is not None:
+        ip, port = options.fabric_endpoint.rsplit(":", 1)
+        core.graceful_pod_deletion = True
+        publish_kubernetes_endpoints(core, ip, int(port))
     system.start()
     compactor = asyncio.get_running_loop().create_task(_compact_forever(core))
-
-    kubeconfig = options.data_dir / "kubeconfig"
-    certs.write_kubeconfig(kubeconfig, f"https://{host}:{port}", (pki / "ca.crt").read_bytes(), token)
-    print(f"netplane ready: API https://{host}:{port}, kubeconfig {kubeconfig}", flush=True)
-    controllers = ControllerProcess(kubeconfig, extra_args=(
-        "--node-monitor-grace-period", f"{options.node_monitor_grace_period}s"))
-    controllers.start()
-    if dataplane is not None:
-        dataplane.write_agent_configs(port, pki)
-        dataplane.start_agents()
-        print(f"netplane cluster: nodes {', '.join(n.name for n in dataplane.plan.nodes)} "
-              f"(fabric {dataplane.plan.subnet}, API on {dataplane.control_plane_ip}:{port})", flush=True)
-
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    print("netplane: shutting down", flush=True)
-    # Before the API goes away, so that the controller can release its lease.
-    await controllers.stop()
-    if dataplane is not None:
-        await dataplane.stop()
+    print(READY_LINE, flush=True)  # `up` waits for it before it names the API ready
+    await stop_on_signals().wait()
     compactor.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await compactor

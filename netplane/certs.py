@@ -51,10 +51,15 @@ def ensure_ca(pki: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     return cert, key
 
 
+def serving_cert_paths(pki: Path) -> tuple[Path, Path]:
+    """The API server's certificate and key, as `ensure_serving_cert` writes them."""
+    return pki / "apiserver.crt", pki / "apiserver.key"
+
+
 def ensure_serving_cert(pki: Path, hosts: list[str]) -> tuple[Path, Path]:
     """A serving certificate for ``hosts`` (IPs or names), reissued when the set of hosts changes."""
     ca_cert, ca_key = ensure_ca(pki)
-    cert_path, key_path = pki / "apiserver.crt", pki / "apiserver.key"
+    cert_path, key_path = serving_cert_paths(pki)
     wanted = sorted(set(hosts))
     if cert_path.exists() and key_path.exists():
         existing = x509.load_pem_x509_certificate(cert_path.read_bytes())

@@ -51,6 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     user_add.add_argument("--data-dir", type=Path, default=Path(".netplane"),
                           help="state directory (default ./.netplane)")
     _controller_parser(sub.add_parser("controller", help="run netplane's controllers against a Kubernetes API"))
+    _apiserver_parser(sub.add_parser("apiserver", help="(started by `netplane up`) serve the API on its sockets"))
     sub.add_parser("version", help="print the version")
     for name, what in (("backup", "write a consistent snapshot of every API object to FILE (while running too)"),
                        ("restore", "make a new data directory from a backup FILE")):
@@ -112,6 +113,27 @@ def _controller_parser(ctl: argparse.ArgumentParser) -> None:
     ctl.add_argument("--metrics-port", type=_port, default=0, help="serve /metrics on this port (default 0: off)")
     ctl.add_argument("--identity", help="this candidate's name in the lease (default hostname_uuid)")
     _node_monitor_option(ctl)
+
+
+def _apiserver_parser(api: argparse.ArgumentParser) -> None:
+    api.add_argument("--data-dir", type=Path, required=True, help="data directory (its store, CA and tokens)")
+    api.add_argument("--listen-fd", type=int, action="append", required=True, metavar="FD",
+                     help="an inherited listening socket to serve on (repeatable)")
+    api.add_argument("--server-address", required=True, help="HOST:PORT clients use, for discovery")
+    api.add_argument("--kubernetes-port", type=_port, default=6443, help="the `kubernetes` Service's port")
+    api.add_argument("--service-cidr", default="10.96.0.0/12", help="cluster IP range (default 10.96.0.0/12)")
+    api.add_argument("--service-node-port-range", default="30000-32767", help="node port range")
+    api.add_argument("--fabric-endpoint", metavar="IP:PORT",
+                     help="the API's address on the fabric, published as the `kubernetes` Service's endpoint")
+
+
+def _port_range(text: str) -> tuple[int, int] | None:
+    try:
+        low, high = (int(p) for p in text.split("-"))
+    except ValueError:
+        print(f"netplane: --service-node-port-range: {text!r} is not LOW-HIGH", file=sys.stderr)
+        return None
+    return low, high
 
 
 def _node_monitor_option(parser: argparse.ArgumentParser) -> None:
@@ -183,6 +205,15 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "controller":
         return _run_controller(args)
+    if args.command == "apiserver":
+        from netplane.apiserver_main import ApiServerOptions, run_apiserver
+
+        if (node_ports := _port_range(args.service_node_port_range)) is None:
+            return 2
+        return _run_loop(run_apiserver(ApiServerOptions(
+            data_dir=args.data_dir, listen_fds=args.listen_fd, server_address=args.server_address,
+            kubernetes_port=args.kubernetes_port, service_cidr=args.service_cidr, node_port_range=node_ports,
+            fabric_endpoint=args.fabric_endpoint)))
     if args.command == "down":
         import os
 
@@ -211,13 +242,9 @@ def main(argv: list[str] | None = None) -> int:
             print("netplane external: no command (netplane external -- CMD ...)", file=sys.stderr)
             return 2
         return run_external(args.data_dir, cmd)
-    from netplane.apiserver_main import UpOptions, serve
+    from netplane.up import UpOptions, serve
 
-    try:
-        low, high = (int(p) for p in args.service_node_port_range.split("-"))
-    except ValueError:
-        print(f"netplane: --service-node-port-range: {args.service_node_port_range!r} is not LOW-HIGH",
-              file=sys.stderr)
+    if (node_ports := _port_range(args.service_node_port_range)) is None:
         return 2
     if args.node_names:
         node_names = [n.strip() for n in args.node_names.split(",") if n.strip()]
@@ -230,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     options = UpOptions(data_dir=args.data_dir, api_port=args.api_port, bind=args.bind,
                         dataplane=not args.no_dataplane, service_cidr=args.service_cidr,
-                        node_port_range=(low, high), node_names=node_names, node_cidr=args.node_cidr,
+                        node_port_range=node_ports, node_names=node_names, node_cidr=args.node_cidr,
                         host_access=args.host_access, node_monitor_grace_period=args.node_monitor_grace_period)
     return _run_loop(serve(options))
 

@@ -106,6 +106,20 @@ class Cluster:
                              capture_output=True, text=True).stdout.split()
         return int(out[0]) if len(out) == 1 else None
 
+    def ready_nodes(self) -> list[str]:
+        """The names of the nodes whose Ready condition is True."""
+        nodes = self.json("get", "nodes")["items"]
+        # A node just registered has no status yet: its agent writes it right after creating the Node.
+        return sorted(n["metadata"]["name"] for n in nodes
+                      if any(c["type"] == "Ready" and c["status"] == "True"
+                             for c in (n.get("status") or {}).get("conditions", [])))
+
+    def api_server_pid(self) -> int | None:
+        """The pid of `up`'s API server child, None while there is none."""
+        out = subprocess.run(["pgrep", "-P", str(self.process.pid), "-f", "netplane.cli apiserver"],
+                             capture_output=True, text=True).stdout.split()
+        return int(out[0]) if len(out) == 1 else None
+
     def log_tail(self, lines: int = 40) -> str:
         try:
             return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])

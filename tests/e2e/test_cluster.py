@@ -44,16 +44,8 @@ def cluster() -> Iterator[Cluster]:
         yield made
 
 
-def _ready_nodes(cluster: Cluster) -> list[str]:
-    nodes = cluster.json("get", "nodes")["items"]
-    # A node just registered has no status yet: its agent writes it right after creating the Node.
-    return sorted(n["metadata"]["name"] for n in nodes
-                  if any(c["type"] == "Ready" and c["status"] == "True"
-                         for c in (n.get("status") or {}).get("conditions", [])))
-
-
 def test_nodes_register_with_their_fabric_address(cluster: Cluster) -> None:
-    assert wait_until("two Ready nodes", lambda: _ready_nodes(cluster) == ["node1", "node2"] and True)
+    assert wait_until("two Ready nodes", lambda: cluster.ready_nodes() == ["node1", "node2"] and True)
     wide = cluster.kubectl("get", "nodes", "-o", "wide").stdout
     assert "172.31.251.11" in wide and "172.31.251.12" in wide, wide
     # The kubernetes Service points at the API's address on the fabric.
@@ -64,7 +56,7 @@ def test_nodes_register_with_their_fabric_address(cluster: Cluster) -> None:
 def test_agents_log_in_as_their_node_with_only_a_nodes_rights(cluster: Cluster) -> None:
     """Each agent has its own identity (not the admin's): a client certificate for system:node:<name>
     in group system:nodes. The nodes registered above with it; outside the system:node role, 403."""
-    wait_until("two Ready nodes", lambda: _ready_nodes(cluster) == ["node1", "node2"] and True)
+    wait_until("two Ready nodes", lambda: cluster.ready_nodes() == ["node1", "node2"] and True)
     kubeconfig = cluster.data_dir / "agents" / "node1" / "kubeconfig"
     assert "token" not in kubeconfig.read_text()
     # The agent's kubeconfig names the API on the fabric; from here, the same API on loopback.
@@ -83,7 +75,7 @@ def test_agents_log_in_as_their_node_with_only_a_nodes_rights(cluster: Cluster) 
                    ["create", "deployment", "x", "--image=busybox"]):
         done = as_node1(*denied)
         assert done.returncode != 0 and "forbidden" in done.stderr.lower() and "system:node:node1" in done.stderr, done
-    assert _ready_nodes(cluster) == ["node1", "node2"]
+    assert cluster.ready_nodes() == ["node1", "node2"]
     # Secrets: only those of node1's own pods, one by name (and its agent still mounts them).
     ns = f"node-secrets-{uuid.uuid4().hex[:6]}"
     cluster.kubectl("create", "namespace", ns)
@@ -123,12 +115,8 @@ def demo(cluster: Cluster) -> Demo:
     client beside it, shared by the tests that only look at it."""
     ns = f"demo-{uuid.uuid4().hex[:6]}"
 
-    def ready_nodes() -> int:
-        return sum(c["type"] == "Ready" and c["status"] == "True" for n in cluster.json("get", "nodes")["items"]
-                   for c in (n.get("status") or {}).get("conditions", []))
-
     # Spreading needs both nodes schedulable when the replicas are placed.
-    wait_until("both nodes Ready", lambda: ready_nodes() == 2, timeout=60)
+    wait_until("both nodes Ready", lambda: len(cluster.ready_nodes()) == 2, timeout=60)
     cluster.kubectl("create", "namespace", ns)
     cluster.kubectl("-n", ns, "apply", "-f", str(EXAMPLE))
     nginx = wait_until("two nginx pods Running", lambda: running_pods(cluster, ns, "app=nginx", 2), timeout=90)
@@ -297,17 +285,18 @@ def test_killing_the_controllers_never_interrupts_traffic(cluster: Cluster, demo
     assert new != old
 
 
-def test_an_unavailable_api_server_never_interrupts_traffic(cluster: Cluster, demo: Demo) -> None:
-    """The API server runs inside `netplane up` (docs/design/nodes-and-pods.md); freezing that process takes the
-    API away (as a crashed API server would) while agents, pods and the nodes' rules keep serving."""
+def test_killing_the_api_server_never_interrupts_traffic(cluster: Cluster, demo: Demo) -> None:
+    """The API server is a child of `netplane up` (docs/design/nodes-and-pods.md). Frozen, it is as unavailable
+    as a crashed one while agents, pods and the nodes' rules keep serving; killed, `up` starts it again on the
+    same port and store, and agents and controllers carry on through it."""
     cluster.kubectl("-n", demo.ns, "expose", "deployment", "nginx-deployment", "--name", "nginx-api-down",
                     "--type", "NodePort", "--port", "80")
     node_port = cluster.json("-n", demo.ns, "get", "service", "nginx-api-down")["spec"]["ports"][0]["nodePort"]
-
     for node_ip in ("172.31.251.11", "172.31.251.12"):
         wait_until(f"NodePort {node_port} on {node_ip}",
                    functools.partial(from_outside, cluster, node_ip, node_port), timeout=30)
-    os.kill(cluster.process.pid, signal.SIGSTOP)
+    old = wait_until("the API server process", cluster.api_server_pid)
+    os.kill(old, signal.SIGSTOP)
     try:
         down = cluster.kubectl("get", "nodes", "--request-timeout=2s", check=False, timeout=20)
         assert down.returncode != 0, down.stdout
@@ -315,8 +304,22 @@ def test_an_unavailable_api_server_never_interrupts_traffic(cluster: Cluster, de
             for node_ip in ("172.31.251.11", "172.31.251.12"):
                 assert "Welcome to nginx!" in from_outside(cluster, node_ip, node_port)
     finally:
-        os.kill(cluster.process.pid, signal.SIGCONT)
+        os.kill(old, signal.SIGKILL)  # a stopped process dies of it too
+    assert "Welcome to nginx!" in from_outside(cluster, "172.31.251.11", node_port)
+    wait_until("a restarted API server", lambda: cluster.api_server_pid() not in (None, old), timeout=60)
     assert "node1" in wait_until("the API back", lambda: cluster.kubectl("get", "nodes", check=False).stdout)
+    assert cluster.process.poll() is None
+    assert "[apiserver] exited (signal 9); restarting" in cluster.log.read_text(errors="replace")
+    kept = cluster.json("-n", demo.ns, "get", "service", "nginx-api-down")
+    assert kept["spec"]["ports"][0]["nodePort"] == node_port
+    # The controllers (scheduling, addresses) and an agent (running it) work through the new API server.
+    cluster.kubectl("-n", demo.ns, "run", "after-restart", "--image=busybox:1.36", "--restart=Never", "--",
+                    "sleep", "3600")
+    wait_until("a pod created after the restart Running",
+               lambda: running_pods(cluster, demo.ns, "run=after-restart", 1), timeout=90)
+    for node_ip in ("172.31.251.11", "172.31.251.12"):
+        assert "Welcome to nginx!" in from_outside(cluster, node_ip, node_port)
+    cluster.kubectl("-n", demo.ns, "delete", "pod", "after-restart", "--wait=false")
 
 
 def test_agent_restart_adopts_running_pods(cluster: Cluster) -> None:

@@ -73,6 +73,8 @@ class App:
 @pytest.fixture(scope="module")
 def app(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> App:
     made = App(f"nodes-{uuid.uuid4().hex[:6]}", tmp_path_factory.mktemp("manifests"))
+    # Spreading needs both nodes schedulable when the replicas are placed.
+    wait_until("both nodes Ready", lambda: len(cluster.ready_nodes()) == 2, timeout=60)
     cluster.kubectl("create", "namespace", made.ns)
     service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
                "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}}

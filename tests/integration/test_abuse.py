@@ -12,7 +12,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from netplane.api import server as server_module
 from netplane.api.server import ApiServer
-from netplane.apiserver_main import UpOptions, build
+from netplane.apiserver_main import build
+from netplane.up import UpOptions
 from tests.conftest import Netplane
 from tests.helpers import Client
 

@@ -19,7 +19,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from netplane.api.server import ApiServer
-from netplane.apiserver_main import UpOptions, build
+from netplane.apiserver_main import build
+from netplane.up import UpOptions
 
 pytestmark = pytest.mark.integration
 

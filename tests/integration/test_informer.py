@@ -15,10 +15,11 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from netplane.api.server import ApiServer
-from netplane.apiserver_main import UpOptions, build
+from netplane.apiserver_main import build
 from netplane.controllers.kube import Client, ClusterConfig, NotFound, load_kubeconfig
 from netplane.controllers.kube.resources import CONFIGMAPS
 from netplane.controllers.runtime.informer import Informer
+from netplane.up import UpOptions
 from tests.conftest import Netplane
 
 pytestmark = pytest.mark.integration

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import os
 import signal
 import subprocess
 import sys
@@ -137,3 +138,52 @@ def test_a_second_netplane_on_the_same_data_dir_is_refused(netplane: Netplane) -
     assert result.returncode == 2
     assert "is in use by another netplane process" in result.stderr
     assert Client(netplane).request("GET", "/healthz", token=None) == (200, "ok")
+
+
+def _apiserver_pid(instance: Netplane) -> int | None:
+    """The pid of `up`'s API server child, None while there is none."""
+    out = subprocess.run(["pgrep", "-P", str(instance.process.pid), "-f", "netplane.cli apiserver"],
+                         capture_output=True, text=True).stdout.split()
+    return int(out[0]) if len(out) == 1 else None
+
+
+def _wait_for(what: str, check: Any, timeout: float = 30) -> Any:
+    deadline = time.monotonic() + timeout
+    while (value := check()) is None or value is False:
+        assert time.monotonic() < deadline, f"{what} not within {timeout}s"
+        time.sleep(0.1)
+    return value
+
+
+def test_a_killed_api_server_comes_back_on_the_same_port_with_its_objects(tmp_path: Path) -> None:
+    """The API server is a child of `up` serving on sockets `up` bound: a request made while it is
+    dead waits in the backlog (the port never closes) and the restarted one answers it from the store."""
+    instance = start_netplane(tmp_path / "data")
+    try:
+        client = Client(instance)
+        assert client.request("POST", "/api/v1/namespaces/default/configmaps", _configmap("before", "1"))[0] == 201
+        old = _wait_for("the API server process", lambda: _apiserver_pid(instance))
+        os.kill(old, signal.SIGKILL)
+        status, got = client.request("GET", "/api/v1/namespaces/default/configmaps/before")
+        assert status == 200 and got["data"] == {"v": "1"}
+        new = _apiserver_pid(instance)
+        assert new not in (None, old)
+        assert client.request("POST", "/api/v1/namespaces/default/configmaps", _configmap("after", "2"))[0] == 201
+        assert instance.server in instance.kubeconfig.read_text()
+    finally:
+        assert instance.stop() == 0
+    assert subprocess.run(["pgrep", "-f", f"netplane.cli apiserver --data-dir {(tmp_path / 'data').resolve()}"],
+                          capture_output=True).returncode == 1, "the API server outlived `up`"
+
+
+def test_an_api_server_that_cannot_start_stops_up_instead_of_restarting(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "format.json").write_text('{"format": 1}\n')
+    (data / "state.db").write_bytes(b"not a database" * 512)
+    result = subprocess.run([sys.executable, "-m", "netplane.cli", "up", "--no-dataplane", "--api-port", "0",
+                             "--data-dir", str(data)], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert result.returncode == 1
+    assert "[apiserver] exited (code 1) before it was ready" in result.stdout
+    assert "restarting" not in result.stdout
+    assert "the API server could not start" in result.stderr

@@ -15,7 +15,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from netplane.api.core import ApiCore
 from netplane.api.server import ApiServer
-from netplane.apiserver_main import UpOptions, build
+from netplane.apiserver_main import build
+from netplane.up import UpOptions
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,8 @@ import pytest
 
 from netplane.api.core import ApiCore, WriteOptions
 from netplane.api.registry import storage_type
-from netplane.apiserver_main import UpOptions, build
+from netplane.apiserver_main import build
+from netplane.up import UpOptions
 
 pytestmark = pytest.mark.unit
 

@@ -12,7 +12,8 @@ from netplane.api.allocators import ClusterIPAllocator, NodePortAllocator
 from netplane.api.core import WriteOptions
 from netplane.api.errors import ApiError
 from netplane.api.registry import storage_type
-from netplane.apiserver_main import UpOptions, build
+from netplane.apiserver_main import build
+from netplane.up import UpOptions
 
 pytestmark = pytest.mark.unit
 

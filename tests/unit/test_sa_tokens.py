@@ -19,7 +19,8 @@ from netplane.api.errors import ApiError
 from netplane.api.registry import storage_type
 from netplane.api.serviceaccounts import TOKEN_MOUNT_PATH, admit_pod
 from netplane.api.tokenrequest import create_token
-from netplane.apiserver_main import UpOptions, build
+from netplane.apiserver_main import build
+from netplane.up import UpOptions
 
 pytestmark = pytest.mark.unit
 
