@@ -183,7 +183,7 @@ def test_nodelocaldns_serves_new_pods_only(dns: Dns) -> None:
         # Three lookups in one exec, milliseconds apart: separate execs on a loaded machine can take longer than
         # the answer's TTL, and then the cache never gets a hit.
         pages = dns.sh("late", "for i in 1 2 3; do wget -qO- http://nginx-clusterip; done").stdout
-        assert pages.count("Welcome to nginx!") == 3, pages
+        assert pages.count("<h1>Welcome to nginx!</h1>") == 3, pages
         # The old pod still uses (and reaches) the cluster DNS.
         assert dns.sh("client", "cat /etc/resolv.conf").stdout.startswith("nameserver 10.96.0.10\n")
         assert "Welcome to nginx!" in dns.sh("client", "wget -qO- http://nginx-clusterip").stdout
