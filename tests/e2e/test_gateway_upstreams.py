@@ -8,7 +8,6 @@ TCP/UDP echo servers. One engine serves the module; tests that change its upstre
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 import socketserver
 import tempfile
@@ -19,12 +18,22 @@ from typing import Any, cast
 
 import pytest
 
-from netplane.dataplane.gateway import ConfigError, ControlError, Engine, InstanceSettings, Listener
+from netplane.dataplane.gateway import ConfigError, ControlError, Engine, Listener
 from netplane.dataplane.gateway.upstreams import L4Listener, Passthrough, StreamPeer, TLSProfile, Upstreams
 from tests.certificates import self_signed
-from tests.e2e.gateway_harness import ADDR, LOOPBACK, EchoServer, call, free_port, to
+from tests.e2e.gateway_harness import ADDR, LOOPBACK, EchoServer, call, free_port, running_engine, to
 from tests.e2e.test_gateway_engine import backends, pytestmark
-from tests.e2e.tls_backends import Pem, TLSEchoServer, grpc_server, issue, make_ca, serve, server_context, tls_exchange
+from tests.e2e.tls_backends import (
+    Pem,
+    TLSEchoServer,
+    grpc_server,
+    issue,
+    make_ca,
+    serve,
+    server_context,
+    serving,
+    tls_exchange,
+)
 
 __all__ = ["backends", "pytestmark"]
 
@@ -50,28 +59,16 @@ def tls_world() -> Iterator[TLSWorld]:
                      TLSEchoServer("tls", server_context(server, tmp)),
                      TLSEchoServer("mutual", server_context(server, tmp, client_ca=ca[0])),
                      TLSEchoServer("pass", server_context(Pem(pt_cert, pt_key), tmp)))
-    servers = [world.plain, world.mutual, world.passthrough]
-    for s in servers:
-        serve(s)
-    yield world
-    for s in servers:
-        s.shutdown()
-        s.server_close()
-    shutil.rmtree(tmp, ignore_errors=True)
+    with serving([world.plain, world.mutual, world.passthrough], tmp):
+        yield world
 
 
 @pytest.fixture(scope="module")
 def gw() -> Iterator[Engine]:
     """One plain and one TLS listener (HTTP/2 offered there, for gRPC clients)."""
-    prefix_dir = Path(tempfile.mkdtemp(prefix="np-gw-up-", dir="/tmp"))
-    engine = Engine(InstanceSettings(prefix_dir, worker_processes=2),
-                    [Listener(free_port(), LOOPBACK), Listener(free_port(), LOOPBACK, tls=True, http2=True)])
-    engine.start()
-    try:
+    with running_engine([Listener(free_port(), LOOPBACK),
+                         Listener(free_port(), LOOPBACK, tls=True, http2=True)]) as engine:
         yield engine
-    finally:
-        engine.stop()
-        shutil.rmtree(prefix_dir, ignore_errors=True)
 
 
 def plain_port(engine: Engine) -> int:

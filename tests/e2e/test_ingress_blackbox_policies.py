@@ -9,7 +9,6 @@ must not reload nginx; TLS profiles, gRPC's HTTP/2 and passthrough change nginx.
 
 from __future__ import annotations
 
-import shutil
 import ssl
 import tempfile
 from collections.abc import Iterator
@@ -40,8 +39,8 @@ from tests.e2e.tls_backends import (
     grpc_server,
     issue,
     make_ca,
-    serve,
     server_context,
+    serving,
     tls_exchange,
 )
 
@@ -454,14 +453,8 @@ def tls_backends() -> Iterator[TLSBackends]:
                         TLSEchoServer("pass", server_context(Pem(*self_signed("pass.test")), tmp)),
                         TLSEchoServer("tls13", server_context(leaf, tmp)))
     world.tls13.context.minimum_version = ssl.TLSVersion.TLSv1_3
-    servers = [world.server, world.mutual, world.passthrough, world.tls13]
-    for s in servers:
-        serve(s)
-    yield world
-    for s in servers:
-        s.shutdown()
-        s.server_close()
-    shutil.rmtree(tmp, ignore_errors=True)
+    with serving([world.server, world.mutual, world.passthrough, world.tls13], tmp):
+        yield world
 
 
 def https_backend(h: IngressHarness, host: str, server: TLSEchoServer, annotations: dict[str, str],

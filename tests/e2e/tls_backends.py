@@ -4,11 +4,14 @@ gateway_harness.py behind TLS, a gRPC server on raw bytes, and a TLS client that
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import shutil
 import socket
 import socketserver
 import ssl
 import threading
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,6 +93,19 @@ class TLSEchoServer(EchoServer):
 def serve(server: socketserver.BaseServer) -> socketserver.BaseServer:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
+
+
+@contextlib.contextmanager
+def serving(servers: Iterable[socketserver.BaseServer], tmp: Path) -> Iterator[None]:
+    """Serves ``servers`` until the block ends, then closes them and removes ``tmp`` (their key files)."""
+    started = [serve(s) for s in servers]
+    try:
+        yield
+    finally:
+        for s in started:
+            s.shutdown()
+            s.server_close()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def grpc_server(grpc: Any, name: str, credentials: Any = None) -> tuple[Any, int]:
